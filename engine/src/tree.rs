@@ -1,0 +1,540 @@
+//! The data tree: every znode in memory, keyed by path, with the indexes ZooKeeper keeps
+//! (ephemerals by session, containers, TTL nodes).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::acl::{self, Acl, AclList};
+use crate::code;
+use crate::path;
+use crate::stat::{EphemeralKind, Stat, StatPersisted};
+use crate::txn::{Txn, TxnHeader};
+
+/// One znode.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub data: Vec<u8>,
+    pub acl: AclList,
+    pub stat: StatPersisted,
+    pub children: BTreeSet<Box<str>>,
+}
+
+impl Node {
+    /// The Stat a client receives for this node.
+    pub fn client_stat(&self) -> Stat {
+        self.stat.to_stat(self.data.len(), self.children.len())
+    }
+}
+
+/// What request preparation needs to know of a node, without its data.
+#[derive(Debug, Clone)]
+pub struct NodeMeta {
+    pub stat: StatPersisted,
+    pub num_children: usize,
+    pub acl: AclList,
+    pub data_length: usize,
+}
+
+/// Which watches a change fires, in ZooKeeper's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TriggerKind {
+    /// Data (and exists) watches on the path.
+    Created,
+    /// Data and child watches on the path.
+    Deleted,
+    /// Data watches on the path.
+    DataChanged,
+    /// Child watches on the path (the parent of the node that came or went).
+    ChildrenChanged,
+}
+
+/// A watch trigger produced by applying a txn, in the order ZooKeeper fires them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchTrigger {
+    pub path: String,
+    pub kind: TriggerKind,
+}
+
+/// The outcome of one operation inside a txn.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpResult {
+    pub err: i32,
+    pub path: Option<String>,
+    pub stat: Option<Stat>,
+}
+
+/// The outcome of applying a txn: the top-level result, per-op results for a multi, and the
+/// watches to fire.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyResult {
+    pub result: OpResult,
+    pub multi: Vec<OpResult>,
+    pub triggers: Vec<WatchTrigger>,
+}
+
+/// The in-memory tree. Single-owner: exactly one core applies txns to it.
+#[derive(Debug)]
+pub struct DataTree {
+    nodes: HashMap<Box<str>, Node>,
+    ephemerals: HashMap<i64, BTreeSet<String>>,
+    containers: BTreeSet<String>,
+    ttls: BTreeSet<String>,
+    acl_cache: HashMap<Vec<Acl>, AclList>,
+    last_zxid: i64,
+    data_size_bytes: u64,
+}
+
+/// The nodes every ZooKeeper tree starts with.
+pub const ZOOKEEPER_PATH: &str = "/zookeeper";
+pub const QUOTA_PATH: &str = "/zookeeper/quota";
+pub const CONFIG_PATH: &str = "/zookeeper/config";
+
+impl Default for DataTree {
+    fn default() -> Self {
+        DataTree::new()
+    }
+}
+
+impl DataTree {
+    /// A tree holding `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`, with the
+    /// ACLs and stats a fresh ZooKeeper has (all zero; config readable by anyone, aversion -1).
+    pub fn new() -> DataTree {
+        let mut tree = DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            acl_cache: HashMap::new(),
+            last_zxid: 0,
+            data_size_bytes: 0,
+        };
+        let open = tree.intern_acl(acl::open_acl_unsafe());
+        for p in ["/", ZOOKEEPER_PATH, QUOTA_PATH, CONFIG_PATH] {
+            tree.nodes.insert(
+                p.into(),
+                Node {
+                    data: Vec::new(),
+                    acl: open.clone(),
+                    stat: StatPersisted::default(),
+                    children: BTreeSet::new(),
+                },
+            );
+            if p != "/" {
+                let parent = path::parent(p).to_string();
+                if let Some(n) = tree.nodes.get_mut(parent.as_str()) {
+                    n.children.insert(path::name(p).into());
+                }
+            }
+        }
+        // ZooKeeper sets the config node's ACL with version -1 when it adds it.
+        let read_only = tree.intern_acl(acl::read_acl_unsafe());
+        if let Some(config) = tree.nodes.get_mut(CONFIG_PATH) {
+            config.acl = read_only;
+            config.stat.aversion = -1;
+        }
+        tree
+    }
+
+    /// Shares identical ACL lists between nodes.
+    fn intern_acl(&mut self, acl: Vec<Acl>) -> AclList {
+        if let Some(shared) = self.acl_cache.get(&acl) {
+            return shared.clone();
+        }
+        let shared: AclList = Arc::from(acl.clone());
+        self.acl_cache.insert(acl, shared.clone());
+        shared
+    }
+
+    /// The zxid of the last txn applied.
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    /// Number of znodes, root included (ZooKeeper's `zk_znode_count` counts the same).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Sum of path and data lengths, ZooKeeper's `approximateDataSize`.
+    pub fn approximate_data_size(&self) -> u64 {
+        self.data_size_bytes
+    }
+
+    /// The node at a path.
+    pub fn get(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    /// What preparation needs to know of the node at a path.
+    pub fn meta(&self, path: &str) -> Option<NodeMeta> {
+        self.nodes.get(path).map(|n| NodeMeta {
+            stat: n.stat,
+            num_children: n.children.len(),
+            acl: n.acl.clone(),
+            data_length: n.data.len(),
+        })
+    }
+
+    /// Ephemeral paths owned by a session.
+    pub fn ephemerals_of(&self, session_id: i64) -> impl Iterator<Item = &String> {
+        self.ephemerals.get(&session_id).into_iter().flatten()
+    }
+
+    /// Total number of ephemeral nodes.
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(|s| s.len()).sum()
+    }
+
+    /// Container nodes, candidates for the container check.
+    pub fn containers(&self) -> impl Iterator<Item = &String> {
+        self.containers.iter()
+    }
+
+    /// TTL nodes, candidates for the expiry check.
+    pub fn ttls(&self) -> impl Iterator<Item = &String> {
+        self.ttls.iter()
+    }
+
+    /// Number of descendants of a node (`getAllChildrenNumber`).
+    pub fn all_children_number(&self, path: &str) -> usize {
+        let mut count = 0;
+        let mut stack = vec![path.to_string()];
+        while let Some(p) = stack.pop() {
+            if let Some(n) = self.nodes.get(p.as_str()) {
+                for c in &n.children {
+                    count += 1;
+                    stack.push(path::join(&p, c));
+                }
+            }
+        }
+        count
+    }
+
+    /// Applies one txn. Deterministic: the same txns in the same order give the same tree.
+    /// A txn that does not fit the tree (possible only on replay) reports ZooKeeper's error.
+    pub fn apply(&mut self, hdr: &TxnHeader, txn: &Txn) -> ApplyResult {
+        debug_assert!(
+            hdr.zxid > self.last_zxid || hdr.zxid == 0,
+            "zxids must increase"
+        );
+        let mut out = ApplyResult::default();
+        out.result = self.apply_one(hdr, txn, &mut out.triggers, &mut out.multi);
+        if hdr.zxid > self.last_zxid {
+            self.last_zxid = hdr.zxid;
+        }
+        out
+    }
+
+    fn apply_one(
+        &mut self,
+        hdr: &TxnHeader,
+        txn: &Txn,
+        triggers: &mut Vec<WatchTrigger>,
+        multi: &mut Vec<OpResult>,
+    ) -> OpResult {
+        let err = |code| OpResult {
+            err: code,
+            ..OpResult::default()
+        };
+        match txn {
+            Txn::CreateSession { .. } => OpResult::default(),
+            Txn::CloseSession => {
+                let paths: Vec<String> = self
+                    .ephemerals
+                    .remove(&hdr.session_id)
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                for p in paths {
+                    // An ephemeral has no children, so deleting it cannot fail but for replay.
+                    let _ = self.delete_node(&p, hdr.zxid, triggers);
+                }
+                OpResult::default()
+            }
+            Txn::Create {
+                path,
+                data,
+                acl,
+                ephemeral_owner,
+                parent_cversion,
+            } => {
+                match self.create_node(
+                    path,
+                    data.clone(),
+                    acl.clone(),
+                    *ephemeral_owner,
+                    *parent_cversion,
+                    hdr,
+                    triggers,
+                ) {
+                    Ok(stat) => OpResult {
+                        err: 0,
+                        path: Some(path.clone()),
+                        stat: Some(stat),
+                    },
+                    Err(code) => err(code),
+                }
+            }
+            Txn::Delete { path } => match self.delete_node(path, hdr.zxid, triggers) {
+                Ok(()) => OpResult {
+                    err: 0,
+                    path: Some(path.clone()),
+                    stat: None,
+                },
+                Err(code) => err(code),
+            },
+            Txn::SetData {
+                path,
+                data,
+                version,
+            } => {
+                let Some(n) = self.nodes.get_mut(path.as_str()) else {
+                    return err(code::NO_NODE);
+                };
+                self.data_size_bytes =
+                    self.data_size_bytes + data.len() as u64 - n.data.len() as u64;
+                n.data = data.clone();
+                n.stat.mtime = hdr.time_ms;
+                n.stat.mzxid = hdr.zxid;
+                n.stat.version = *version;
+                let stat = n.client_stat();
+                triggers.push(WatchTrigger {
+                    path: path.clone(),
+                    kind: TriggerKind::DataChanged,
+                });
+                OpResult {
+                    err: 0,
+                    path: Some(path.clone()),
+                    stat: Some(stat),
+                }
+            }
+            Txn::SetAcl { path, acl, version } => {
+                if !self.nodes.contains_key(path.as_str()) {
+                    return err(code::NO_NODE);
+                }
+                let shared = self.intern_acl(acl.clone());
+                let Some(n) = self.nodes.get_mut(path.as_str()) else {
+                    return err(code::NO_NODE);
+                };
+                n.acl = shared;
+                n.stat.aversion = *version;
+                OpResult {
+                    err: 0,
+                    path: Some(path.clone()),
+                    stat: Some(n.client_stat()),
+                }
+            }
+            Txn::Check { path } => OpResult {
+                err: 0,
+                path: Some(path.clone()),
+                stat: None,
+            },
+            Txn::Multi(txns) => {
+                let failed = txns.iter().any(|t| matches!(t, Txn::Error { .. }));
+                for t in txns {
+                    let r = if failed {
+                        match t {
+                            Txn::Error { err: code } => err(*code),
+                            // Only a replayed mixed multi can get here; ZooKeeper reports OK.
+                            _ => err(code::OK),
+                        }
+                    } else {
+                        let mut nested = Vec::new();
+                        self.apply_one(hdr, t, triggers, &mut nested)
+                    };
+                    multi.push(r);
+                }
+                OpResult::default()
+            }
+            Txn::Error { err: code } => err(*code),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_node(
+        &mut self,
+        path: &str,
+        data: Vec<u8>,
+        acl: Vec<Acl>,
+        ephemeral_owner: i64,
+        parent_cversion: i32,
+        hdr: &TxnHeader,
+        triggers: &mut Vec<WatchTrigger>,
+    ) -> Result<Stat, i32> {
+        let parent_path = path::parent(path).to_string();
+        let name = path::name(path);
+        let acl = self.intern_acl(acl);
+        let Some(parent) = self.nodes.get_mut(parent_path.as_str()) else {
+            return Err(code::NO_NODE);
+        };
+        if parent.children.contains(name) {
+            return Err(code::NODE_EXISTS);
+        }
+        // Replay of a fuzzy snapshot may see this create twice: only move forward.
+        if parent_cversion > parent.stat.cversion {
+            parent.stat.cversion = parent_cversion;
+            parent.stat.pzxid = hdr.zxid;
+        }
+        parent.children.insert(name.into());
+        let node = Node {
+            data,
+            acl,
+            stat: StatPersisted::created(hdr.zxid, hdr.time_ms, ephemeral_owner),
+            children: BTreeSet::new(),
+        };
+        let stat = node.client_stat();
+        self.data_size_bytes += (path.len() + node.data.len()) as u64;
+        self.nodes.insert(path.into(), node);
+        match EphemeralKind::of(ephemeral_owner) {
+            EphemeralKind::Persistent => {}
+            EphemeralKind::Container => {
+                self.containers.insert(path.to_string());
+            }
+            EphemeralKind::Ttl(_) => {
+                self.ttls.insert(path.to_string());
+            }
+            EphemeralKind::Ephemeral(owner) => {
+                self.ephemerals
+                    .entry(owner)
+                    .or_default()
+                    .insert(path.to_string());
+            }
+        }
+        triggers.push(WatchTrigger {
+            path: path.to_string(),
+            kind: TriggerKind::Created,
+        });
+        triggers.push(WatchTrigger {
+            path: parent_path,
+            kind: TriggerKind::ChildrenChanged,
+        });
+        Ok(stat)
+    }
+
+    fn delete_node(
+        &mut self,
+        path: &str,
+        zxid: i64,
+        triggers: &mut Vec<WatchTrigger>,
+    ) -> Result<(), i32> {
+        let Some(node) = self.nodes.remove(path) else {
+            return Err(code::NO_NODE);
+        };
+        debug_assert!(node.children.is_empty(), "deleted node {path} has children");
+        self.data_size_bytes -= (path.len() + node.data.len()) as u64;
+        let parent_path = path::parent(path).to_string();
+        if let Some(parent) = self.nodes.get_mut(parent_path.as_str()) {
+            parent.children.remove(path::name(path));
+            // A replayed delete must not move pzxid back behind a later create.
+            if zxid > parent.stat.pzxid {
+                parent.stat.pzxid = zxid;
+            }
+        }
+        match EphemeralKind::of(node.stat.ephemeral_owner) {
+            EphemeralKind::Persistent => {}
+            EphemeralKind::Container => {
+                self.containers.remove(path);
+            }
+            EphemeralKind::Ttl(_) => {
+                self.ttls.remove(path);
+            }
+            EphemeralKind::Ephemeral(owner) => {
+                if let Some(set) = self.ephemerals.get_mut(&owner) {
+                    set.remove(path);
+                    if set.is_empty() {
+                        self.ephemerals.remove(&owner);
+                    }
+                }
+            }
+        }
+        triggers.push(WatchTrigger {
+            path: path.to_string(),
+            kind: TriggerKind::Deleted,
+        });
+        triggers.push(WatchTrigger {
+            path: parent_path,
+            kind: TriggerKind::ChildrenChanged,
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hdr(zxid: i64) -> TxnHeader {
+        TxnHeader {
+            session_id: 7,
+            cxid: 0,
+            zxid,
+            time_ms: 1000 + zxid,
+        }
+    }
+
+    fn create(path: &str, owner: i64, parent_cversion: i32) -> Txn {
+        Txn::Create {
+            path: path.into(),
+            data: b"x".to_vec(),
+            acl: acl::open_acl_unsafe(),
+            ephemeral_owner: owner,
+            parent_cversion,
+        }
+    }
+
+    #[test]
+    fn fresh_tree_matches_zookeeper() {
+        let t = DataTree::new();
+        assert_eq!(t.node_count(), 4);
+        assert_eq!(t.get("/").map(|n| n.client_stat().cversion), Some(-1));
+        assert_eq!(
+            t.get(ZOOKEEPER_PATH).map(|n| n.client_stat().cversion),
+            Some(-2)
+        );
+        assert_eq!(t.get(CONFIG_PATH).map(|n| n.stat.aversion), Some(-1));
+    }
+
+    #[test]
+    fn create_updates_parent_and_delete_keeps_cversion_of_creations() {
+        let mut t = DataTree::new();
+        let r = t.apply(&hdr(1), &create("/a", 0, 1));
+        assert_eq!(r.result.err, 0);
+        let root = t.get("/").map(|n| n.stat).unwrap_or_default();
+        assert_eq!((root.cversion, root.pzxid), (1, 1));
+        let r = t.apply(&hdr(2), &Txn::Delete { path: "/a".into() });
+        assert_eq!(r.result.err, 0);
+        let root = t.get("/").map(|n| n.client_stat()).unwrap_or_default();
+        // One creation under a root whose /zookeeper child was never "created": 2*1 - 1.
+        assert_eq!((root.cversion, root.pzxid, root.num_children), (1, 2, 1));
+    }
+
+    #[test]
+    fn close_session_removes_its_ephemerals() {
+        let mut t = DataTree::new();
+        t.apply(&hdr(1), &create("/e", 7, 1));
+        assert_eq!(t.ephemeral_count(), 1);
+        let r = t.apply(&hdr(2), &Txn::CloseSession);
+        assert!(t.get("/e").is_none());
+        assert_eq!(t.ephemeral_count(), 0);
+        assert!(r
+            .triggers
+            .iter()
+            .any(|w| w.kind == TriggerKind::Deleted && w.path == "/e"));
+    }
+
+    #[test]
+    fn failed_multi_changes_nothing() {
+        let mut t = DataTree::new();
+        let m = Txn::Multi(vec![
+            Txn::Error { err: 0 },
+            Txn::Error { err: code::NO_NODE },
+        ]);
+        let r = t.apply(&hdr(1), &m);
+        assert_eq!(
+            r.multi.iter().map(|o| o.err).collect::<Vec<_>>(),
+            vec![0, code::NO_NODE]
+        );
+        assert_eq!(t.node_count(), 4);
+        assert_eq!(t.last_zxid(), 1);
+    }
+}

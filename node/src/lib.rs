@@ -1,0 +1,13 @@
+//! The Paddock server: the jute codec, sessions, watches and the request pipeline on a
+//! thread-per-core runtime.
+
+pub mod auth;
+pub mod config;
+pub mod fourlw;
+pub mod outbox;
+pub mod prep;
+pub mod proto;
+pub mod runtime;
+pub mod server;
+pub mod sessions;
+pub mod watches;

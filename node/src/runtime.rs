@@ -1,0 +1,619 @@
+//! The thread-per-core runtime: one glommio executor per core, one acceptor, the protocol core
+//! on core 0, and connections spread over every core.
+//!
+//! Core 0 owns the tree, the sessions and the watches (`Server`). Every core owns the sockets of
+//! its connections: it reads and frames requests, decodes them, and sends them to core 0 over a
+//! bounded shared channel; core 0 answers with whole frames that the owning core writes. One
+//! channel per core and direction keeps each connection's requests and replies in order.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::shared_channel::{
+    self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
+};
+use glommio::net::{AcceptedTcpStream, TcpListener, TcpStream};
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::config::Config;
+use crate::fourlw;
+use crate::outbox::Outbox;
+use crate::proto::{ConnectRequest, DecodeError, Packet, Reader, ReplyHeader, Writer};
+use crate::server::{Action, ConnId, Server, ServerSettings};
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start executor for core {core}: {why}")]
+    Executor { core: usize, why: String },
+}
+
+/// Messages from a connection's core to core 0.
+enum ToTree {
+    Connect {
+        conn: ConnId,
+        remote: IpAddr,
+        req: ConnectRequest,
+    },
+    Request {
+        conn: ConnId,
+        packet: Packet,
+    },
+    FourLetter {
+        conn: ConnId,
+        cmd: &'static str,
+    },
+    Closed {
+        conn: ConnId,
+        remote: IpAddr,
+    },
+}
+
+/// Messages from core 0 to a connection's core.
+enum FromTree {
+    Actions(Vec<Action>),
+    Accepted {
+        stream: AcceptedTcpStream,
+        conn: ConnId,
+        remote: IpAddr,
+    },
+}
+
+/// What a connection's writer is given.
+enum Out {
+    Bytes(Vec<u8>),
+    Close,
+}
+
+/// Bound of each cross-core channel, in messages.
+const CHANNEL_CAPACITY: usize = 4096;
+/// Registered-buffer memory per executor: the log does not use it yet, so keep it small and
+/// inside the default `ulimit -l`.
+const IO_MEMORY_BYTES: usize = 1 << 20;
+/// Bytes read from a socket at once.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Per-core state every core has.
+struct Local {
+    core: u32,
+    conns: RefCell<HashMap<u64, Rc<Outbox<Out>>>>,
+    to_tree: ToTreeLink,
+    config: Rc<Config>,
+}
+
+/// How a core reaches core 0: a direct call on core 0 itself, a channel elsewhere.
+enum ToTreeLink {
+    Here(Rc<RefCell<TreeCore>>),
+    Channel(ConnectedSender<ToTree>),
+}
+
+impl Local {
+    async fn to_tree(&self, msg: ToTree) {
+        match &self.to_tree {
+            ToTreeLink::Here(tree) => tree.borrow_mut().handle(msg),
+            ToTreeLink::Channel(tx) => {
+                // The receiver only stops when the whole server stops.
+                let _ = tx.send(msg).await;
+            }
+        }
+    }
+
+    fn deliver(&self, actions: Vec<Action>) {
+        let conns = self.conns.borrow();
+        for a in actions {
+            match a {
+                Action::Send { conn, frame } => {
+                    if let Some(o) = conns.get(&conn.id) {
+                        o.push(Out::Bytes(frame));
+                    }
+                }
+                Action::Close { conn } => {
+                    if let Some(o) = conns.get(&conn.id) {
+                        o.push(Out::Close);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Core 0's state: the protocol core and the routes back to every core.
+struct TreeCore {
+    server: Server,
+    started: Instant,
+    config: Rc<Config>,
+    local: Option<Rc<Local>>,
+    remote: Vec<Option<Rc<Outbox<FromTree>>>>,
+    per_core_connections: Vec<usize>,
+    per_ip_connections: HashMap<IpAddr, usize>,
+    next_conn_id: u64,
+}
+
+impl TreeCore {
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn handle(&mut self, msg: ToTree) {
+        let mut out = Vec::new();
+        let (now, wall) = (self.now_ms(), wall_ms());
+        match msg {
+            ToTree::Connect { conn, remote, req } => {
+                self.server.connect(conn, remote, &req, now, wall, &mut out)
+            }
+            ToTree::Request { conn, packet } => {
+                self.server.request(conn, packet, now, wall, &mut out)
+            }
+            ToTree::FourLetter { conn, cmd } => {
+                let info = fourlw::RuntimeInfo {
+                    per_core_connections: &self.per_core_connections,
+                    uptime_ms: now,
+                    config: &self.config,
+                };
+                let text = fourlw::run(cmd, &self.server, &info);
+                out.push(Action::Send {
+                    conn,
+                    frame: text.into_bytes(),
+                });
+                out.push(Action::Close { conn });
+            }
+            ToTree::Closed { conn, remote } => {
+                self.server.disconnected(conn);
+                if let Some(n) = self.per_core_connections.get_mut(conn.core as usize) {
+                    *n = n.saturating_sub(1);
+                }
+                if let Some(n) = self.per_ip_connections.get_mut(&remote) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.per_ip_connections.remove(&remote);
+                    }
+                }
+            }
+        }
+        self.route(out);
+    }
+
+    fn tick(&mut self) {
+        let mut out = Vec::new();
+        self.server.tick(self.now_ms(), wall_ms(), &mut out);
+        self.route(out);
+    }
+
+    fn route(&self, actions: Vec<Action>) {
+        if actions.is_empty() {
+            return;
+        }
+        let mut by_core: Vec<Vec<Action>> = (0..self.remote.len()).map(|_| Vec::new()).collect();
+        for a in actions {
+            let core = match &a {
+                Action::Send { conn, .. } | Action::Close { conn } => conn.core as usize,
+            };
+            if let Some(v) = by_core.get_mut(core) {
+                v.push(a);
+            }
+        }
+        for (core, actions) in by_core.into_iter().enumerate() {
+            if actions.is_empty() {
+                continue;
+            }
+            if core == 0 {
+                if let Some(l) = &self.local {
+                    l.deliver(actions);
+                }
+            } else if let Some(Some(o)) = self.remote.get(core) {
+                o.push(FromTree::Actions(actions));
+            }
+        }
+    }
+
+    /// Admits a new connection and picks the core with the fewest (`maxClientCnxns` per address).
+    fn admit(&mut self, remote: IpAddr) -> Option<ConnId> {
+        let max = self.config.max_client_cnxns;
+        let count = self.per_ip_connections.entry(remote).or_insert(0);
+        if max > 0 && *count >= max {
+            tracing::warn!(%remote, max, "too many connections from this address");
+            return None;
+        }
+        *count += 1;
+        let core = (0..self.per_core_connections.len())
+            .min_by_key(|&c| self.per_core_connections[c])
+            .unwrap_or(0);
+        self.per_core_connections[core] += 1;
+        self.next_conn_id += 1;
+        Some(ConnId {
+            core: core as u32,
+            id: self.next_conn_id,
+        })
+    }
+}
+
+/// Binds the client port without SO_REUSEPORT, so a port in use is an error, not a silent share.
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, RuntimeError> {
+    let err = |source| RuntimeError::Bind { addr, source };
+    let domain = if addr.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
+    let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
+        .map_err(err)?;
+    s.set_reuse_address(true).map_err(err)?;
+    s.bind(&addr.into()).map_err(err)?;
+    s.listen(1024).map_err(err)?;
+    s.set_nonblocking(true).map_err(err)?;
+    Ok(s.into())
+}
+
+/// Runs the server on `cores` executors until the process ends.
+pub fn run(config: Config, cores: usize) -> Result<(), RuntimeError> {
+    let cores = cores.max(1);
+    let ip = config
+        .client_port_address
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let addr = SocketAddr::new(ip, config.client_port);
+    let listener = bind(addr)?;
+    tracing::info!(%addr, cores, "paddock listening");
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let listener_fd = listener.into_raw_fd();
+    let config = Rc::new(config);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+
+    let mut to_tree_tx: Vec<Option<SharedSender<ToTree>>> = vec![None];
+    let mut to_tree_rx: Vec<SharedReceiver<ToTree>> = Vec::new();
+    let mut from_tree_tx: Vec<SharedSender<FromTree>> = Vec::new();
+    let mut from_tree_rx: Vec<Option<SharedReceiver<FromTree>>> = vec![None];
+    for _ in 1..cores {
+        let (tx, rx) = shared_channel::new_bounded(CHANNEL_CAPACITY);
+        to_tree_tx.push(Some(tx));
+        to_tree_rx.push(rx);
+        let (tx, rx) = shared_channel::new_bounded(CHANNEL_CAPACITY);
+        from_tree_tx.push(tx);
+        from_tree_rx.push(Some(rx));
+    }
+
+    let mut handles = Vec::new();
+    for core in (0..cores).rev() {
+        let placement = if cores <= cpus {
+            Placement::Fixed(core)
+        } else {
+            Placement::Unbound
+        };
+        let builder = LocalExecutorBuilder::new(placement)
+            .name(&format!("paddock-core-{core}"))
+            .io_memory(IO_MEMORY_BYTES);
+        let cfg = (*config).clone();
+        let handle = if core == 0 {
+            let rxs = std::mem::take(&mut to_tree_rx);
+            let txs = std::mem::take(&mut from_tree_tx);
+            builder
+                .spawn(move || async move { core0_main(cfg, cores, listener_fd, rxs, txs).await })
+        } else {
+            let tx = to_tree_tx[core].take();
+            let rx = from_tree_rx[core].take();
+            builder.spawn(move || async move {
+                if let (Some(tx), Some(rx)) = (tx, rx) {
+                    core_main(core as u32, cfg, tx, rx).await
+                }
+            })
+        };
+        handles.push(handle.map_err(|e| RuntimeError::Executor {
+            core,
+            why: e.to_string(),
+        })?);
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    Ok(())
+}
+
+fn settings(config: &Config) -> ServerSettings {
+    ServerSettings {
+        tick_ms: config.tick_time_ms,
+        min_session_timeout_ms: config.min_session_timeout(),
+        max_session_timeout_ms: config.max_session_timeout(),
+        extended_types: config.extended_types,
+        super_digest: config.super_digest.clone(),
+        container_check_interval_ms: config.container_check_interval_ms,
+        container_max_per_minute: config.container_max_per_minute,
+        secret: 0x005a_d0cc_u64 ^ ((std::process::id() as u64) << 20) ^ wall_ms() as u64,
+    }
+}
+
+async fn core0_main(
+    config: Config,
+    cores: usize,
+    listener_fd: i32,
+    to_tree_rx: Vec<SharedReceiver<ToTree>>,
+    from_tree_tx: Vec<SharedSender<FromTree>>,
+) {
+    let config = Rc::new(config);
+    let tree = Rc::new(RefCell::new(TreeCore {
+        server: Server::new(settings(&config), wall_ms()),
+        started: Instant::now(),
+        config: config.clone(),
+        local: None,
+        remote: (0..cores)
+            .map(|c| (c > 0).then(|| Rc::new(Outbox::default())))
+            .collect(),
+        per_core_connections: vec![0; cores],
+        per_ip_connections: HashMap::new(),
+        next_conn_id: 0,
+    }));
+    let local = Rc::new(Local {
+        core: 0,
+        conns: RefCell::new(HashMap::new()),
+        to_tree: ToTreeLink::Here(tree.clone()),
+        config: config.clone(),
+    });
+    tree.borrow_mut().local = Some(local.clone());
+
+    // Senders to every other core: each drains its outbox into the channel in batches.
+    for (i, tx) in from_tree_tx.into_iter().enumerate() {
+        let core = i + 1;
+        let outbox = tree.borrow().remote[core].clone();
+        glommio::spawn_local(async move {
+            let tx: ConnectedSender<FromTree> = tx.connect().await;
+            let Some(outbox) = outbox else { return };
+            let mut batch = Vec::new();
+            while outbox.drain(&mut batch).await {
+                for msg in batch.drain(..) {
+                    if tx.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+        .detach();
+    }
+    // Receivers from every other core.
+    for rx in to_tree_rx {
+        let tree = tree.clone();
+        glommio::spawn_local(async move {
+            let rx: ConnectedReceiver<ToTree> = rx.connect().await;
+            while let Some(msg) = rx.recv().await {
+                tree.borrow_mut().handle(msg);
+            }
+        })
+        .detach();
+    }
+    // Session expiry and the container check run on ticks finer than tickTime, so a bucket
+    // expires within a fraction of a tick after its time.
+    let period = Duration::from_millis((config.tick_time_ms / 4).clamp(5, 500));
+    {
+        let tree = tree.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(period).await;
+                tree.borrow_mut().tick();
+            }
+        })
+        .detach();
+    }
+
+    // SAFETY: the fd is a bound, listening, non-blocking socket that nothing else owns.
+    let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
+    loop {
+        let stream = match listener.shared_accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let remote = match stream.peer_addr() {
+            Ok(a) => a.ip(),
+            Err(_) => continue,
+        };
+        let admitted = tree.borrow_mut().admit(remote);
+        let Some(conn) = admitted else {
+            drop(stream.bind_to_executor());
+            continue;
+        };
+        if conn.core == 0 {
+            glommio::spawn_local(serve(
+                stream.bind_to_executor(),
+                conn,
+                remote,
+                local.clone(),
+            ))
+            .detach();
+        } else {
+            let t = tree.borrow();
+            if let Some(Some(o)) = t.remote.get(conn.core as usize) {
+                o.push(FromTree::Accepted {
+                    stream,
+                    conn,
+                    remote,
+                });
+            }
+        }
+    }
+}
+
+async fn core_main(
+    core: u32,
+    config: Config,
+    to_tree: SharedSender<ToTree>,
+    from_tree: SharedReceiver<FromTree>,
+) {
+    let (to_tree, from_tree) = (to_tree.connect().await, from_tree.connect().await);
+    let local = Rc::new(Local {
+        core,
+        conns: RefCell::new(HashMap::new()),
+        to_tree: ToTreeLink::Channel(to_tree),
+        config: Rc::new(config),
+    });
+    while let Some(msg) = from_tree.recv().await {
+        match msg {
+            FromTree::Actions(actions) => local.deliver(actions),
+            FromTree::Accepted {
+                stream,
+                conn,
+                remote,
+            } => {
+                glommio::spawn_local(serve(
+                    stream.bind_to_executor(),
+                    conn,
+                    remote,
+                    local.clone(),
+                ))
+                .detach();
+            }
+        }
+    }
+}
+
+/// One client connection: a reader (this task) and a writer task, which share the socket.
+async fn serve(stream: TcpStream, conn: ConnId, remote: IpAddr, local: Rc<Local>) {
+    debug_assert_eq!(conn.core, local.core);
+    let _ = stream.set_nodelay(true);
+    let fd = stream.as_raw_fd();
+    let (mut reader, writer) = futures_lite::io::split(stream);
+    let outbox: Rc<Outbox<Out>> = Rc::new(Outbox::default());
+    local.conns.borrow_mut().insert(conn.id, outbox.clone());
+    let writer_task = glommio::spawn_local(write_loop(writer, outbox.clone(), fd));
+    if let Err(why) = read_loop(&mut reader, conn, remote, &local, &outbox).await {
+        tracing::debug!(?conn, %remote, why, "closing connection");
+    }
+    local.conns.borrow_mut().remove(&conn.id);
+    outbox.close();
+    writer_task.await;
+    local.to_tree(ToTree::Closed { conn, remote }).await;
+}
+
+async fn write_loop(
+    mut writer: futures_lite::io::WriteHalf<TcpStream>,
+    outbox: Rc<Outbox<Out>>,
+    fd: i32,
+) {
+    let mut batch = Vec::new();
+    let mut bytes = Vec::with_capacity(READ_CHUNK_BYTES);
+    while outbox.drain(&mut batch).await {
+        let mut close = false;
+        for o in batch.drain(..) {
+            match o {
+                Out::Bytes(b) => bytes.extend_from_slice(&b),
+                Out::Close => {
+                    close = true;
+                    break;
+                }
+            }
+        }
+        if !bytes.is_empty() && writer.write_all(&bytes).await.is_err() {
+            close = true;
+        }
+        bytes.clear();
+        if close {
+            let _ = writer.flush().await;
+            // Both directions: the reader must see the end too, even if the client never closes.
+            // SAFETY: fd belongs to the stream that the reader still holds open.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+            return;
+        }
+    }
+}
+
+async fn read_loop(
+    reader: &mut futures_lite::io::ReadHalf<TcpStream>,
+    conn: ConnId,
+    remote: IpAddr,
+    local: &Local,
+    outbox: &Outbox<Out>,
+) -> Result<(), &'static str> {
+    let max_frame = local.config.jute_max_buffer_bytes;
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
+    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    let mut handshaken = false;
+    loop {
+        let n = reader.read(&mut chunk).await.map_err(|_| "read error")?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut at = 0;
+        while buf.len() - at >= 4 {
+            let head = [buf[at], buf[at + 1], buf[at + 2], buf[at + 3]];
+            if !handshaken {
+                if let Some(cmd) = fourlw::parse(head) {
+                    if cmd == "ruok" && local.config.four_letter_allowed(cmd) {
+                        outbox.push(Out::Bytes(b"imok".to_vec()));
+                        outbox.push(Out::Close);
+                    } else if local.config.four_letter_allowed(cmd) {
+                        local.to_tree(ToTree::FourLetter { conn, cmd }).await;
+                    } else {
+                        let text =
+                            format!("{cmd} is not executed because it is not in the whitelist.\n");
+                        outbox.push(Out::Bytes(text.into_bytes()));
+                        outbox.push(Out::Close);
+                    }
+                    // Wait for the writer to shut the socket down after the answer.
+                    while reader.read(&mut chunk).await.map_err(|_| "read error")? > 0 {}
+                    return Ok(());
+                }
+            }
+            let len = i32::from_be_bytes(head);
+            if len < 0 || len as usize > max_frame {
+                outbox.push(Out::Close);
+                return Err("frame length out of range");
+            }
+            let len = len as usize;
+            if buf.len() - at < 4 + len {
+                break;
+            }
+            let frame = &buf[at + 4..at + 4 + len];
+            at += 4 + len;
+            if !handshaken {
+                let req = ConnectRequest::decode(&mut Reader::new(frame))
+                    .map_err(|_| "bad connect request")?;
+                handshaken = true;
+                local.to_tree(ToTree::Connect { conn, remote, req }).await;
+            } else {
+                match Packet::decode(frame) {
+                    Ok(packet) => local.to_tree(ToTree::Request { conn, packet }).await,
+                    Err(DecodeError::UnknownOpcode(_)) if frame.len() >= 8 => {
+                        // UnimplementedRequestProcessor: answer Unimplemented, then close.
+                        let xid = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+                        let mut w = Writer::frame();
+                        ReplyHeader {
+                            xid,
+                            zxid: -1,
+                            err: engine::code::UNIMPLEMENTED,
+                        }
+                        .encode(&mut w);
+                        outbox.push(Out::Bytes(w.finish_frame()));
+                        outbox.push(Out::Close);
+                        return Err("unknown opcode");
+                    }
+                    Err(_) => {
+                        outbox.push(Out::Close);
+                        return Err("undecodable request");
+                    }
+                }
+            }
+        }
+        buf.drain(..at);
+    }
+}

@@ -1,0 +1,792 @@
+//! The standalone server as a deterministic state machine: connections, requests, ticks and
+//! disconnections go in (with the time), frames to send and connections to close come out.
+//! It owns the tree, the sessions and the watches; the runtime owns sockets and clocks.
+//!
+//! Its stages are ZooKeeper's: prepare (check, assign zxid), apply (the engine), then reply and
+//! fire watches. A request's watch events are emitted before its reply, and replies leave in the
+//! order requests arrived, which is what makes ZooKeeper's ordering guarantees hold.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use engine::stat::EphemeralKind;
+use engine::{code, perms, DataTree, Id, OpResult, Txn, TxnHeader};
+use sha1::{Digest, Sha1};
+
+use crate::auth;
+use crate::prep::{multi_create_op, Prep, PrepContext};
+use crate::proto::{
+    event, op, ConnectRequest, ConnectResponse, MultiResult, Packet, ReplyHeader, Request,
+    Response, SetWatches, WatcherEvent, Writer,
+};
+use crate::sessions::SessionTable;
+use crate::watches::{Fired, Table, WatchMode, WatchTables};
+
+/// A connection: the core that owns its socket and a number unique on that core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    pub core: u32,
+    pub id: u64,
+}
+
+/// What the runtime must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Queue a whole frame (length prefix included) on a connection.
+    Send { conn: ConnId, frame: Vec<u8> },
+    /// Close a connection once what was queued before has been written.
+    Close { conn: ConnId },
+}
+
+/// The settings the protocol core needs, already validated.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub tick_ms: u64,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub extended_types: bool,
+    /// `DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`.
+    pub super_digest: Option<String>,
+    pub container_check_interval_ms: u64,
+    pub container_max_per_minute: usize,
+    /// Seeds session passwords; a restart with another secret invalidates old passwords.
+    pub secret: u64,
+}
+
+struct Conn {
+    session_id: i64,
+    auth: Vec<Id>,
+}
+
+/// Counters the four-letter words and metrics report.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    pub packets_received: u64,
+    pub packets_sent: u64,
+}
+
+/// The standalone server's protocol core.
+pub struct Server {
+    settings: ServerSettings,
+    tree: DataTree,
+    sessions: SessionTable,
+    watches: WatchTables,
+    conns: HashMap<ConnId, Conn>,
+    session_conn: HashMap<i64, ConnId>,
+    next_session_id: i64,
+    last_container_check_ms: u64,
+    counters: Counters,
+}
+
+fn frame(header: ReplyHeader, body: Option<&Response>) -> Vec<u8> {
+    let mut w = Writer::frame();
+    header.encode(&mut w);
+    if let Some(b) = body {
+        b.encode(&mut w);
+    }
+    w.finish_frame()
+}
+
+impl Server {
+    /// A server over an empty tree; `wall_ms` seeds session ids as ZooKeeper seeds them.
+    pub fn new(settings: ServerSettings, wall_ms: i64) -> Server {
+        Server::with_tree(settings, DataTree::new(), wall_ms)
+    }
+
+    /// A server over a tree recovered by the engine.
+    pub fn with_tree(settings: ServerSettings, tree: DataTree, wall_ms: i64) -> Server {
+        // SessionTrackerImpl.initializeNextSessionId with server id 0.
+        let mut next_session_id = ((wall_ms as u64) << 24 >> 8) as i64;
+        if next_session_id == engine::stat::CONTAINER_EPHEMERAL_OWNER || next_session_id == 0 {
+            next_session_id += 1;
+        }
+        Server {
+            sessions: SessionTable::new(settings.tick_ms),
+            settings,
+            tree,
+            watches: WatchTables::default(),
+            conns: HashMap::new(),
+            session_conn: HashMap::new(),
+            next_session_id,
+            last_container_check_ms: 0,
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn tree(&self) -> &DataTree {
+        &self.tree
+    }
+
+    pub fn watches(&self) -> &WatchTables {
+        &self.watches
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn settings(&self) -> &ServerSettings {
+        &self.settings
+    }
+
+    /// Live sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Connections past the handshake, with their session.
+    pub fn connections(&self) -> impl Iterator<Item = (ConnId, i64)> + '_ {
+        self.conns.iter().map(|(c, s)| (*c, s.session_id))
+    }
+
+    fn password(&self, session_id: i64) -> Vec<u8> {
+        let mut h = Sha1::new();
+        h.update(self.settings.secret.to_be_bytes());
+        h.update(session_id.to_be_bytes());
+        h.finalize()[..16].to_vec()
+    }
+
+    fn send(
+        &mut self,
+        out: &mut Vec<Action>,
+        conn: ConnId,
+        header: ReplyHeader,
+        body: Option<&Response>,
+    ) {
+        self.counters.packets_sent += 1;
+        out.push(Action::Send {
+            conn,
+            frame: frame(header, body),
+        });
+    }
+
+    /// Applies a txn at the next zxid and fires its watches; the one place the tree changes.
+    fn commit(
+        &mut self,
+        session_id: i64,
+        cxid: i32,
+        wall_ms: i64,
+        txn: &Txn,
+        out: &mut Vec<Action>,
+    ) -> (i64, engine::ApplyResult) {
+        let zxid = self.tree.last_zxid() + 1;
+        let hdr = TxnHeader {
+            session_id,
+            cxid,
+            zxid,
+            time_ms: wall_ms,
+        };
+        let result = self.tree.apply(&hdr, txn);
+        let mut fired = Vec::new();
+        for t in &result.triggers {
+            self.watches.trigger(&t.path, t.kind, &mut fired);
+        }
+        self.deliver(fired, out);
+        (zxid, result)
+    }
+
+    fn deliver(&mut self, fired: Vec<Fired>, out: &mut Vec<Action>) {
+        for f in fired {
+            let Some(&conn) = self.session_conn.get(&f.session_id) else {
+                continue;
+            };
+            let mut w = Writer::frame();
+            ReplyHeader {
+                xid: crate::proto::xid::NOTIFICATION,
+                zxid: -1,
+                err: 0,
+            }
+            .encode(&mut w);
+            WatcherEvent {
+                event_type: f.event_type,
+                state: event::STATE_SYNC_CONNECTED,
+                path: f.path,
+            }
+            .encode(&mut w);
+            self.counters.packets_sent += 1;
+            out.push(Action::Send {
+                conn,
+                frame: w.finish_frame(),
+            });
+        }
+    }
+
+    /// The handshake (`ZooKeeperServer.processConnectRequest`).
+    pub fn connect(
+        &mut self,
+        conn: ConnId,
+        remote: IpAddr,
+        req: &ConnectRequest,
+        now_ms: u64,
+        wall_ms: i64,
+        out: &mut Vec<Action>,
+    ) {
+        self.counters.packets_received += 1;
+        if req.last_zxid_seen > self.tree.last_zxid() {
+            // The client has seen a newer state than ours: it must try another server.
+            out.push(Action::Close { conn });
+            return;
+        }
+        let timeout_ms = req.timeout_ms.clamp(
+            self.settings.min_session_timeout_ms,
+            self.settings.max_session_timeout_ms,
+        );
+        let read_only = req.read_only.map(|_| false);
+        let session_id = if req.session_id == 0 {
+            let sid = self.next_session_id;
+            self.next_session_id += 1;
+            self.commit(sid, 0, wall_ms, &Txn::CreateSession { timeout_ms }, out);
+            self.sessions.add(sid, timeout_ms, now_ms);
+            sid
+        } else {
+            let sid = req.session_id;
+            if self.sessions.get(sid).is_none() || req.password != self.password(sid) {
+                let expired = ConnectResponse {
+                    protocol_version: 0,
+                    timeout_ms: 0,
+                    session_id: 0,
+                    password: vec![0; 16],
+                    read_only,
+                };
+                let mut w = Writer::frame();
+                expired.encode(&mut w);
+                out.push(Action::Send {
+                    conn,
+                    frame: w.finish_frame(),
+                });
+                out.push(Action::Close { conn });
+                return;
+            }
+            self.sessions.add(sid, timeout_ms, now_ms);
+            sid
+        };
+        if let Some(old) = self.session_conn.insert(session_id, conn) {
+            if old != conn {
+                // The client moved to a new connection: the old one goes, with its watches.
+                self.conns.remove(&old);
+                self.watches.remove_session(session_id);
+                out.push(Action::Close { conn: old });
+            }
+        }
+        self.conns.insert(
+            conn,
+            Conn {
+                session_id,
+                auth: vec![Id::new("ip", &remote.to_string())],
+            },
+        );
+        let rsp = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms,
+            session_id,
+            password: self.password(session_id),
+            read_only,
+        };
+        let mut w = Writer::frame();
+        rsp.encode(&mut w);
+        self.counters.packets_sent += 1;
+        out.push(Action::Send {
+            conn,
+            frame: w.finish_frame(),
+        });
+    }
+
+    /// The connection is gone (closed by either side); its session lives on until it expires.
+    pub fn disconnected(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        if self.session_conn.get(&c.session_id) == Some(&conn) {
+            self.session_conn.remove(&c.session_id);
+            self.watches.remove_session(c.session_id);
+        }
+    }
+
+    fn end_session(
+        &mut self,
+        session_id: i64,
+        cxid: i32,
+        wall_ms: i64,
+        out: &mut Vec<Action>,
+    ) -> i64 {
+        let (zxid, _) = self.commit(session_id, cxid, wall_ms, &Txn::CloseSession, out);
+        self.sessions.remove(session_id);
+        self.watches.remove_session(session_id);
+        if let Some(conn) = self.session_conn.remove(&session_id) {
+            self.conns.remove(&conn);
+        }
+        zxid
+    }
+
+    /// Expires sessions whose time has passed and runs the container/TTL check when due.
+    pub fn tick(&mut self, now_ms: u64, wall_ms: i64, out: &mut Vec<Action>) {
+        for sid in self.sessions.expired(now_ms) {
+            let conn = self.session_conn.get(&sid).copied();
+            self.end_session(sid, 0, wall_ms, out);
+            if let Some(conn) = conn {
+                out.push(Action::Close { conn });
+            }
+        }
+        if now_ms >= self.last_container_check_ms + self.settings.container_check_interval_ms {
+            self.last_container_check_ms = now_ms;
+            self.check_containers(wall_ms, out);
+        }
+    }
+
+    /// `ContainerManager`: deletes emptied containers and expired TTL nodes.
+    fn check_containers(&mut self, wall_ms: i64, out: &mut Vec<Action>) {
+        let tree = &self.tree;
+        let mut candidates: Vec<String> = Vec::new();
+        for p in tree.containers() {
+            if let Some(n) = tree.get(p) {
+                if n.children.is_empty() && n.stat.cversion > 0 {
+                    candidates.push(p.clone());
+                }
+            }
+        }
+        for p in tree.ttls() {
+            if let Some(n) = tree.get(p) {
+                if let EphemeralKind::Ttl(ttl) = EphemeralKind::of(n.stat.ephemeral_owner) {
+                    if n.children.is_empty() && ttl != 0 && wall_ms - n.stat.mtime > ttl {
+                        candidates.push(p.clone());
+                    }
+                }
+            }
+        }
+        candidates.truncate(self.settings.container_max_per_minute.max(1));
+        for p in candidates {
+            let req = Request::Delete {
+                path: p,
+                version: -1,
+            };
+            let txn = self.prepare(0, &[], op::DELETE_CONTAINER, &req, wall_ms);
+            self.commit(0, 0, wall_ms, &txn, out);
+        }
+    }
+
+    fn prepare(
+        &self,
+        session_id: i64,
+        ids: &[Id],
+        opcode: i32,
+        req: &Request,
+        wall_ms: i64,
+    ) -> Txn {
+        let ctx = PrepContext {
+            session_id,
+            auth: ids,
+            zxid: self.tree.last_zxid() + 1,
+            time_ms: wall_ms,
+            extended_types: self.settings.extended_types,
+        };
+        Prep::new(&self.tree, ctx)
+            .prepare(opcode, req)
+            .unwrap_or_else(|err| Txn::Error { err })
+    }
+
+    /// One request of an established connection.
+    pub fn request(
+        &mut self,
+        conn: ConnId,
+        packet: Packet,
+        now_ms: u64,
+        wall_ms: i64,
+        out: &mut Vec<Action>,
+    ) {
+        self.counters.packets_received += 1;
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let session_id = c.session_id;
+        let xid = packet.xid;
+        if !self.sessions.touch(session_id, now_ms) {
+            let h = ReplyHeader {
+                xid,
+                zxid: self.tree.last_zxid(),
+                err: code::SESSION_EXPIRED,
+            };
+            self.send(out, conn, h, None);
+            out.push(Action::Close { conn });
+            return;
+        }
+        let last_zxid = self.tree.last_zxid();
+        let ok = |body: Response| (0, Some(body));
+        let (err, body): (i32, Option<Response>) = match packet.request {
+            Request::Ping => (0, None),
+            Request::Auth {
+                scheme,
+                auth: token,
+                ..
+            } => {
+                let remote = self
+                    .conns
+                    .get(&conn)
+                    .and_then(|c| c.auth.first())
+                    .and_then(|i| i.id.parse().ok());
+                let remote = remote.unwrap_or(IpAddr::from([127, 0, 0, 1]));
+                match auth::authenticate(
+                    &scheme,
+                    &token,
+                    remote,
+                    self.settings.super_digest.as_deref(),
+                ) {
+                    Some(ids) => {
+                        if let Some(c) = self.conns.get_mut(&conn) {
+                            for id in ids {
+                                if !c.auth.contains(&id) {
+                                    c.auth.push(id);
+                                }
+                            }
+                        }
+                        let h = ReplyHeader {
+                            xid,
+                            zxid: 0,
+                            err: 0,
+                        };
+                        self.send(out, conn, h, None);
+                    }
+                    None => {
+                        let h = ReplyHeader {
+                            xid,
+                            zxid: 0,
+                            err: code::AUTH_FAILED,
+                        };
+                        self.send(out, conn, h, None);
+                        out.push(Action::Close { conn });
+                    }
+                }
+                return;
+            }
+            Request::Sasl { .. } => {
+                let h = ReplyHeader {
+                    xid,
+                    zxid: 0,
+                    err: code::AUTH_FAILED,
+                };
+                self.send(out, conn, h, None);
+                out.push(Action::Close { conn });
+                return;
+            }
+            Request::SetWatches(sw) => {
+                self.set_watches(session_id, &sw, out);
+                (0, None)
+            }
+            Request::CloseSession => {
+                let zxid = self.end_session(session_id, xid, wall_ms, out);
+                self.send(out, conn, ReplyHeader { xid, zxid, err: 0 }, None);
+                out.push(Action::Close { conn });
+                return;
+            }
+            Request::Multi(ref ops) if packet.op == op::MULTI_READ => {
+                if ops
+                    .iter()
+                    .any(|(o, _)| !matches!(*o, op::GET_DATA | op::GET_CHILDREN))
+                {
+                    out.push(Action::Close { conn });
+                    return;
+                }
+                let ids = self
+                    .conns
+                    .get(&conn)
+                    .map(|c| c.auth.clone())
+                    .unwrap_or_default();
+                let results = ops
+                    .iter()
+                    .map(|(o, r)| match self.read(session_id, &ids, *o, r) {
+                        Ok(response) => MultiResult {
+                            op: *o,
+                            err: 0,
+                            response,
+                        },
+                        Err(err) => MultiResult {
+                            op: op::ERROR,
+                            err,
+                            response: Response::Empty,
+                        },
+                    })
+                    .collect();
+                ok(Response::Multi(results))
+            }
+            ref req if req.is_write(packet.op) => {
+                if let Request::Multi(ops) = req {
+                    if ops
+                        .iter()
+                        .any(|(o, _)| matches!(*o, op::GET_DATA | op::GET_CHILDREN))
+                    {
+                        out.push(Action::Close { conn });
+                        return;
+                    }
+                }
+                let ids = self
+                    .conns
+                    .get(&conn)
+                    .map(|c| c.auth.clone())
+                    .unwrap_or_default();
+                let txn = self.prepare(session_id, &ids, packet.op, req, wall_ms);
+                let (zxid, result) = self.commit(session_id, xid, wall_ms, &txn, out);
+                let (err, body) = write_response(packet.op, req, &txn, &result);
+                self.send(out, conn, ReplyHeader { xid, zxid, err }, body.as_ref());
+                return;
+            }
+            ref req => {
+                let ids = self
+                    .conns
+                    .get(&conn)
+                    .map(|c| c.auth.clone())
+                    .unwrap_or_default();
+                match self.read(session_id, &ids, packet.op, req) {
+                    Ok(Response::Empty) => (0, None),
+                    Ok(body) => ok(body),
+                    Err(err) => (err, None),
+                }
+            }
+        };
+        self.send(
+            out,
+            conn,
+            ReplyHeader {
+                xid,
+                zxid: last_zxid,
+                err,
+            },
+            body.as_ref(),
+        );
+    }
+
+    /// Read requests (`FinalRequestProcessor`), with ZooKeeper's order of checks: existence, then
+    /// ACL, then the watch is registered.
+    fn read(
+        &mut self,
+        session_id: i64,
+        ids: &[Id],
+        opcode: i32,
+        req: &Request,
+    ) -> Result<Response, i32> {
+        match req {
+            Request::Exists { path, watch } => {
+                if path.contains('\0') {
+                    return Err(code::BAD_ARGUMENTS);
+                }
+                if *watch {
+                    self.watches
+                        .add(Table::Data, path, session_id, WatchMode::Standard);
+                }
+                self.tree
+                    .get(path)
+                    .map(|n| Response::Stat(n.client_stat()))
+                    .ok_or(code::NO_NODE)
+            }
+            Request::GetData { path, watch } => {
+                let n = self.tree.get(path).ok_or(code::NO_NODE)?;
+                auth::check(&n.acl, perms::READ, ids)?;
+                let rsp = Response::Data(n.data.clone(), n.client_stat());
+                if *watch {
+                    self.watches
+                        .add(Table::Data, path, session_id, WatchMode::Standard);
+                }
+                Ok(rsp)
+            }
+            Request::GetChildren { path, watch } => {
+                let n = self.tree.get(path).ok_or(code::NO_NODE)?;
+                auth::check(&n.acl, perms::READ, ids)?;
+                let children: Vec<String> = n.children.iter().map(|c| c.to_string()).collect();
+                let rsp = if opcode == op::GET_CHILDREN2 {
+                    Response::Children2(children, n.client_stat())
+                } else {
+                    Response::Children(children)
+                };
+                if *watch {
+                    self.watches
+                        .add(Table::Child, path, session_id, WatchMode::Standard);
+                }
+                Ok(rsp)
+            }
+            Request::GetAcl { path } => {
+                let n = self.tree.get(path).ok_or(code::NO_NODE)?;
+                auth::check(&n.acl, auth::GET_ACL_PERMS, ids)?;
+                let acl = if auth::check(&n.acl, perms::ADMIN, ids).is_ok() {
+                    n.acl.to_vec()
+                } else {
+                    auth::mask_digests(&n.acl)
+                };
+                Ok(Response::Acl(acl, n.client_stat()))
+            }
+            Request::Sync { path } => Ok(Response::Path(path.clone())),
+            Request::GetAllChildrenNumber { path } => {
+                let n = self.tree.get(path).ok_or(code::NO_NODE)?;
+                auth::check(&n.acl, perms::READ, ids)?;
+                Ok(Response::Count(self.tree.all_children_number(path) as i32))
+            }
+            Request::GetEphemerals { prefix } => {
+                let all = prefix.trim().is_empty() || prefix.trim() == "/";
+                let paths = self
+                    .tree
+                    .ephemerals_of(session_id)
+                    .filter(|p| all || p.starts_with(prefix.as_str()))
+                    .cloned()
+                    .collect();
+                Ok(Response::Paths(paths))
+            }
+            Request::WhoAmI => Ok(Response::ClientInfo(
+                ids.iter()
+                    .map(|i| {
+                        let user = if i.scheme == "digest" {
+                            i.id.split(':').next().unwrap_or("")
+                        } else {
+                            i.id.as_str()
+                        };
+                        (i.scheme.clone(), user.to_string())
+                    })
+                    .collect(),
+            )),
+            Request::AddWatch { path, mode } => {
+                let recursive = *mode == crate::proto::add_watch_mode::PERSISTENT_RECURSIVE;
+                if recursive {
+                    self.watches.add(
+                        Table::Data,
+                        path,
+                        session_id,
+                        WatchMode::PersistentRecursive,
+                    );
+                } else {
+                    self.watches
+                        .add(Table::Data, path, session_id, WatchMode::Persistent);
+                    self.watches
+                        .add(Table::Child, path, session_id, WatchMode::Persistent);
+                }
+                Ok(Response::Empty)
+            }
+            Request::Watches { path, watcher_type } => {
+                let present = if opcode == op::REMOVE_WATCHES {
+                    self.watches.remove(path, session_id, *watcher_type)
+                } else {
+                    self.watches.contains(path, session_id, *watcher_type)
+                };
+                if present {
+                    Ok(Response::Empty)
+                } else {
+                    Err(code::NO_WATCHER)
+                }
+            }
+            _ => Err(code::UNIMPLEMENTED),
+        }
+    }
+
+    /// `DataTree.setWatches`: re-arms a reconnecting client's watches, firing at once those whose
+    /// change it missed (relative to the last zxid it saw).
+    fn set_watches(&mut self, session_id: i64, sw: &SetWatches, out: &mut Vec<Action>) {
+        let mut fired = Vec::new();
+        let mut fire = |path: &str, event_type| {
+            fired.push(Fired {
+                session_id,
+                event_type,
+                path: path.to_string(),
+            })
+        };
+        for p in &sw.data {
+            match self.tree.get(p) {
+                None => fire(p, event::NODE_DELETED),
+                Some(n) if n.stat.mzxid > sw.relative_zxid => fire(p, event::NODE_DATA_CHANGED),
+                Some(_) => self
+                    .watches
+                    .add(Table::Data, p, session_id, WatchMode::Standard),
+            }
+        }
+        for p in &sw.exist {
+            match self.tree.get(p) {
+                Some(_) => fire(p, event::NODE_CREATED),
+                None => self
+                    .watches
+                    .add(Table::Data, p, session_id, WatchMode::Standard),
+            }
+        }
+        for p in &sw.child {
+            match self.tree.get(p) {
+                None => fire(p, event::NODE_DELETED),
+                Some(n) if n.stat.pzxid > sw.relative_zxid => fire(p, event::NODE_CHILDREN_CHANGED),
+                Some(_) => self
+                    .watches
+                    .add(Table::Child, p, session_id, WatchMode::Standard),
+            }
+        }
+        for p in &sw.persistent {
+            self.watches
+                .add(Table::Data, p, session_id, WatchMode::Persistent);
+            self.watches
+                .add(Table::Child, p, session_id, WatchMode::Persistent);
+        }
+        for p in &sw.persistent_recursive {
+            self.watches
+                .add(Table::Data, p, session_id, WatchMode::PersistentRecursive);
+        }
+        self.deliver(fired, out);
+    }
+}
+
+/// The reply to a write, from its request and what applying its txn gave.
+fn write_response(
+    opcode: i32,
+    req: &Request,
+    txn: &Txn,
+    result: &engine::ApplyResult,
+) -> (i32, Option<Response>) {
+    if let Txn::Error { err } = txn {
+        return (*err, None);
+    }
+    if result.result.err != 0 {
+        return (result.result.err, None);
+    }
+    match req {
+        Request::Multi(ops) => {
+            let failed = result.multi.iter().any(|r| r.err != 0);
+            let results = ops
+                .iter()
+                .zip(result.multi.iter())
+                .map(|((sub_op, sub_req), r)| {
+                    if failed {
+                        return MultiResult {
+                            op: op::ERROR,
+                            err: r.err,
+                            response: Response::Empty,
+                        };
+                    }
+                    let effective = match sub_req {
+                        Request::Create { flags, .. } => multi_create_op(*flags),
+                        _ => *sub_op,
+                    };
+                    let (result_op, response) = match effective {
+                        op::CREATE => (op::CREATE, Response::Path(path_of(r))),
+                        op::CREATE_CONTAINER | op::CREATE_TTL | op::CREATE2 => (
+                            op::CREATE2,
+                            Response::PathStat(path_of(r), r.stat.unwrap_or_default()),
+                        ),
+                        op::SET_DATA => (op::SET_DATA, Response::Stat(r.stat.unwrap_or_default())),
+                        other => (other, Response::Empty),
+                    };
+                    MultiResult {
+                        op: result_op,
+                        err: 0,
+                        response,
+                    }
+                })
+                .collect();
+            (0, Some(Response::Multi(results)))
+        }
+        _ => {
+            let r = &result.result;
+            let body = match opcode {
+                op::CREATE => Some(Response::Path(path_of(r))),
+                op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => {
+                    Some(Response::PathStat(path_of(r), r.stat.unwrap_or_default()))
+                }
+                op::SET_DATA | op::SET_ACL => Some(Response::Stat(r.stat.unwrap_or_default())),
+                _ => None,
+            };
+            (0, body)
+        }
+    }
+}
+
+fn path_of(r: &OpResult) -> String {
+    r.path.clone().unwrap_or_default()
+}

@@ -1,0 +1,159 @@
+//! Harness for end-to-end tests: starts real `paddock` processes (and Apache ZooKeeper, the
+//! reference) on free loopback ports, waits for them with deadlines, and kills them on drop,
+//! whether the test passed or not.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// The `paddock` binary under test: `PADDOCK_BIN`, else the workspace's release build.
+pub fn paddock_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("PADDOCK_BIN") {
+        return PathBuf::from(p);
+    }
+    let p = repo_root().join("target/release/paddock");
+    assert!(p.exists(), "{} is missing: run `cargo build --release` first (scripts/test does)", p.display());
+    p
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+}
+
+/// Polls `cond` until it holds or `timeout` passes; true if it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Which server a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Paddock,
+    ZooKeeper,
+}
+
+/// A running server process with its own temp directory.
+pub struct ServerProcess {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    pub flavor: Flavor,
+}
+
+/// The zoo.cfg every test server gets, plus `extra` lines.
+pub fn test_config(dir: &Path, port: u16, extra: &str) -> String {
+    format!(
+        "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}/data\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+         maxClientCnxns=0\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\nadmin.enableServer=false\n\
+         znode.container.checkIntervalMs=500\n{extra}\n",
+        dir.display()
+    )
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("paddock-e2e-{tag}-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+impl ServerProcess {
+    /// Starts Paddock with `cores` executors and the test config plus `extra` lines.
+    pub fn paddock(cores: usize, extra: &str) -> ServerProcess {
+        let dir = temp_dir("paddock");
+        let port = free_port();
+        let cfg = dir.join("zoo.cfg");
+        std::fs::write(&cfg, test_config(&dir, port, extra)).expect("write zoo.cfg");
+        let log = std::fs::File::create(dir.join("server.log")).expect("log file");
+        let child = Command::new(paddock_bin())
+            .arg("server")
+            .arg("--cores")
+            .arg(cores.to_string())
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn paddock");
+        ServerProcess::ready(child, port, dir, Flavor::Paddock)
+    }
+
+    /// Starts Apache ZooKeeper 3.8 through `scripts/zookeeper-run` with the same config.
+    pub fn zookeeper(extra: &str) -> ServerProcess {
+        let dir = temp_dir("zookeeper");
+        let port = free_port();
+        let cfg = dir.join("zoo.cfg");
+        std::fs::write(&cfg, test_config(&dir, port, extra)).expect("write zoo.cfg");
+        let log = std::fs::File::create(dir.join("server.log")).expect("log file");
+        let child = Command::new(repo_root().join("scripts/zookeeper-run"))
+            .arg(&cfg)
+            .arg("-Dznode.container.checkIntervalMs=500")
+            .arg("-Dzookeeper.extendedTypesEnabled=true")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn scripts/zookeeper-run (needs Java and Debian's zookeeper package)");
+        ServerProcess::ready(child, port, dir, Flavor::ZooKeeper)
+    }
+
+    fn ready(child: Child, port: u16, dir: PathBuf, flavor: Flavor) -> ServerProcess {
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut s = ServerProcess { child, addr, dir, flavor };
+        // ZooKeeper answers ruok before it serves sessions, so wait for a real handshake.
+        let up = wait_until(Duration::from_secs(60), || {
+            if let Ok(Some(_)) = s.child.try_wait() {
+                return true;
+            }
+            bench::client::Client::connect(addr, 4000).is_ok()
+        });
+        let exited = s.child.try_wait().ok().flatten();
+        assert!(up && exited.is_none(), "{flavor:?} did not start (exit {exited:?}); log:\n{}", s.log());
+        s
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// "127.0.0.1:port", as clients take it.
+    pub fn connect_string(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("server log ({:?}, kept in {}):\n{}", self.flavor, self.dir.display(), self.log());
+        }
+    }
+}

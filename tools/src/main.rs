@@ -1,0 +1,82 @@
+//! `paddock`: the server and its tools in one binary.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use node::config::{Config, DEFAULT_CONFIG};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod status;
+
+/// A ZooKeeper-compatible coordination service.
+#[derive(Parser)]
+#[command(name = "paddock", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a server from a zoo.cfg (or the embedded default: 127.0.0.1:2181, data in ./data).
+    Server {
+        /// Executors (cores) to run; default: the `cores` key, else every core.
+        #[arg(long)]
+        cores: Option<usize>,
+        /// Path to zoo.cfg.
+        config: Option<String>,
+    },
+    /// Print the server's mode, like `zkServer.sh status`; exit 1 if it does not answer.
+    Status {
+        /// Path to zoo.cfg (default: the embedded default's address).
+        config: Option<String>,
+    },
+}
+
+fn load(config: Option<&str>) -> Result<Config, String> {
+    match config {
+        Some(p) => Config::load(p).map_err(|e| e.to_string()),
+        None => Config::parse(DEFAULT_CONFIG).map_err(|e| e.to_string()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PADDOCK_LOG")
+        .unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Server { cores, config } => {
+            let cfg = match load(config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("paddock: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let all = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1);
+            let cores = cores.or(cfg.cores).unwrap_or(all);
+            match node::runtime::run(cfg, cores) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("paddock: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Status { config } => match load(config.as_deref()) {
+            Ok(cfg) => status::run(&cfg),
+            Err(e) => {
+                eprintln!("paddock: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
