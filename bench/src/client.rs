@@ -6,7 +6,10 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use node::proto::{op, xid, ConnectRequest, ConnectResponse, Packet, Reader, ReplyHeader, Request, Response, WatcherEvent, Writer};
+use node::proto::{
+    op, xid, ConnectRequest, ConnectResponse, Packet, Reader, ReplyHeader, Request, Response,
+    WatcherEvent, Writer,
+};
 
 /// A reply: the header, and the decoded body when the request succeeded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +59,10 @@ fn read_frame(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
     stream.read_exact(&mut len)?;
     let len = i32::from_be_bytes(len);
     if !(0..=64 * 1024 * 1024).contains(&len) {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame length {len}")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame length {len}"),
+        ));
     }
     let mut buf = vec![0u8; len as usize];
     stream.read_exact(&mut buf)?;
@@ -66,18 +72,41 @@ fn read_frame(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
 impl Client {
     /// Opens a new session with the requested timeout.
     pub fn connect(addr: impl ToSocketAddrs, timeout_ms: i32) -> Result<Client, ClientError> {
-        let req = ConnectRequest { protocol_version: 0, last_zxid_seen: 0, timeout_ms, session_id: 0, password: vec![0; 16], read_only: Some(false) };
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms,
+            session_id: 0,
+            password: vec![0; 16],
+            read_only: Some(false),
+        };
         Client::handshake(addr, &req)
     }
 
     /// Resumes a session on a new connection (what a client does after a disconnect).
-    pub fn resume(addr: impl ToSocketAddrs, session_id: i64, password: &[u8], last_zxid: i64, timeout_ms: i32) -> Result<Client, ClientError> {
-        let req = ConnectRequest { protocol_version: 0, last_zxid_seen: last_zxid, timeout_ms, session_id, password: password.to_vec(), read_only: Some(false) };
+    pub fn resume(
+        addr: impl ToSocketAddrs,
+        session_id: i64,
+        password: &[u8],
+        last_zxid: i64,
+        timeout_ms: i32,
+    ) -> Result<Client, ClientError> {
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: last_zxid,
+            timeout_ms,
+            session_id,
+            password: password.to_vec(),
+            read_only: Some(false),
+        };
         Client::handshake(addr, &req)
     }
 
     /// Sends a ConnectRequest and reads the ConnectResponse; an expired answer is an error.
-    pub fn handshake(addr: impl ToSocketAddrs, req: &ConnectRequest) -> Result<Client, ClientError> {
+    pub fn handshake(
+        addr: impl ToSocketAddrs,
+        req: &ConnectRequest,
+    ) -> Result<Client, ClientError> {
         let (stream, rsp) = Client::raw_handshake(addr, req)?;
         if rsp.session_id == 0 || rsp.timeout_ms <= 0 {
             return Err(ClientError::SessionExpired);
@@ -97,7 +126,10 @@ impl Client {
     }
 
     /// The handshake without interpretation: for tests of expired or refused sessions.
-    pub fn raw_handshake(addr: impl ToSocketAddrs, req: &ConnectRequest) -> Result<(TcpStream, ConnectResponse), ClientError> {
+    pub fn raw_handshake(
+        addr: impl ToSocketAddrs,
+        req: &ConnectRequest,
+    ) -> Result<(TcpStream, ConnectResponse), ClientError> {
         let mut stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
@@ -118,7 +150,11 @@ impl Client {
 
     /// Writes a request without waiting: for pipelining.
     pub fn send(&mut self, xid: i32, opcode: i32, request: &Request) -> Result<(), ClientError> {
-        let p = Packet { xid, op: opcode, request: request.clone() };
+        let p = Packet {
+            xid,
+            op: opcode,
+            request: request.clone(),
+        };
         self.stream.write_all(&p.encode())?;
         Ok(())
     }
@@ -146,7 +182,11 @@ impl Client {
             if header.xid != want_xid {
                 continue;
             }
-            let response = if header.err == 0 { Some(Response::decode(opcode, &mut r)?) } else { None };
+            let response = if header.err == 0 {
+                Some(Response::decode(opcode, &mut r)?)
+            } else {
+                None
+            };
             return Ok(Reply { header, response });
         }
     }
@@ -180,7 +220,14 @@ impl Client {
                     None
                 }
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => None,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                None
+            }
             Err(e) => return Err(e.into()),
         };
         self.stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
@@ -195,7 +242,14 @@ impl Client {
             match self.stream.read(&mut b) {
                 Ok(0) => return true,
                 Ok(_) => continue,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return false,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false
+                }
                 Err(_) => return true,
             }
         }

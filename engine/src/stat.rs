@@ -139,7 +139,10 @@ mod tests {
     #[test]
     fn client_cversion_counts_deletes_too() {
         // Three creations, one of them since deleted.
-        let s = StatPersisted { cversion: 3, ..StatPersisted::default() };
+        let s = StatPersisted {
+            cversion: 3,
+            ..StatPersisted::default()
+        };
         assert_eq!(s.to_stat(0, 2).cversion, 4);
     }
 }
