@@ -7,8 +7,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use node::proto::{
-    op, xid, ConnectRequest, ConnectResponse, Packet, Reader, ReplyHeader, Request, Response,
-    WatcherEvent, Writer,
+    op, xid, ConnectRequest, ConnectResponse, Packet, Reader, ReplyHeader, Request, Response, WatcherEvent, Writer,
 };
 
 /// A reply: the header, and the decoded body when the request succeeded.
@@ -59,10 +58,7 @@ fn read_frame(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
     stream.read_exact(&mut len)?;
     let len = i32::from_be_bytes(len);
     if !(0..=64 * 1024 * 1024).contains(&len) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("frame length {len}"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame length {len}")));
     }
     let mut buf = vec![0u8; len as usize];
     stream.read_exact(&mut buf)?;
@@ -103,10 +99,7 @@ impl Client {
     }
 
     /// Sends a ConnectRequest and reads the ConnectResponse; an expired answer is an error.
-    pub fn handshake(
-        addr: impl ToSocketAddrs,
-        req: &ConnectRequest,
-    ) -> Result<Client, ClientError> {
+    pub fn handshake(addr: impl ToSocketAddrs, req: &ConnectRequest) -> Result<Client, ClientError> {
         let (stream, rsp) = Client::raw_handshake(addr, req)?;
         if rsp.session_id == 0 || rsp.timeout_ms <= 0 {
             return Err(ClientError::SessionExpired);
@@ -150,11 +143,7 @@ impl Client {
 
     /// Writes a request without waiting: for pipelining.
     pub fn send(&mut self, xid: i32, opcode: i32, request: &Request) -> Result<(), ClientError> {
-        let p = Packet {
-            xid,
-            op: opcode,
-            request: request.clone(),
-        };
+        let p = Packet { xid, op: opcode, request: request.clone() };
         self.stream.write_all(&p.encode())?;
         Ok(())
     }
@@ -182,11 +171,7 @@ impl Client {
             if header.xid != want_xid {
                 continue;
             }
-            let response = if header.err == 0 {
-                Some(Response::decode(opcode, &mut r)?)
-            } else {
-                None
-            };
+            let response = if header.err == 0 { Some(Response::decode(opcode, &mut r)?) } else { None };
             return Ok(Reply { header, response });
         }
     }
@@ -220,14 +205,7 @@ impl Client {
                     None
                 }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                None
-            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => None,
             Err(e) => return Err(e.into()),
         };
         self.stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
@@ -242,14 +220,7 @@ impl Client {
             match self.stream.read(&mut b) {
                 Ok(0) => return true,
                 Ok(_) => continue,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return false
-                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return false,
                 Err(_) => return true,
             }
         }

@@ -22,10 +22,7 @@ pub struct Id {
 impl Id {
     /// Builds an identity from its two parts.
     pub fn new(scheme: &str, id: &str) -> Id {
-        Id {
-            scheme: scheme.to_string(),
-            id: id.to_string(),
-        }
+        Id { scheme: scheme.to_string(), id: id.to_string() }
     }
 }
 
@@ -41,16 +38,10 @@ pub type AclList = Arc<[Acl]>;
 
 /// `world:anyone` with every permission: `ZooDefs.Ids.OPEN_ACL_UNSAFE`.
 pub fn open_acl_unsafe() -> Vec<Acl> {
-    vec![Acl {
-        perms: perms::ALL,
-        id: Id::new("world", "anyone"),
-    }]
+    vec![Acl { perms: perms::ALL, id: Id::new("world", "anyone") }]
 }
 
 /// `world:anyone` read-only: `ZooDefs.Ids.READ_ACL_UNSAFE`, the ACL of `/zookeeper/config`.
 pub fn read_acl_unsafe() -> Vec<Acl> {
-    vec![Acl {
-        perms: perms::READ,
-        id: Id::new("world", "anyone"),
-    }]
+    vec![Acl { perms: perms::READ, id: Id::new("world", "anyone") }]
 }

@@ -6,6 +6,7 @@
 
 pub mod acl;
 pub mod path;
+pub mod quota;
 pub mod stat;
 pub mod tree;
 pub mod txn;

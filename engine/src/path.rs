@@ -75,35 +75,14 @@ mod tests {
 
     #[test]
     fn accepts_what_zookeeper_accepts() {
-        for p in [
-            "/",
-            "/a",
-            "/a/b",
-            "/a.b",
-            "/..a",
-            "/a/...",
-            "/zookeeper",
-            "/é",
-        ] {
+        for p in ["/", "/a", "/a/b", "/a.b", "/..a", "/a/...", "/zookeeper", "/é"] {
             assert!(validate(p).is_ok(), "{p}");
         }
     }
 
     #[test]
     fn rejects_what_zookeeper_rejects() {
-        for p in [
-            "",
-            "a",
-            "/a/",
-            "//a",
-            "/a//b",
-            "/.",
-            "/a/..",
-            "/a/./b",
-            "/a\0b",
-            "/a\u{1}",
-            "/\u{1F600}",
-        ] {
+        for p in ["", "a", "/a/", "//a", "/a//b", "/.", "/a/..", "/a/./b", "/a\0b", "/a\u{1}", "/\u{1F600}"] {
             assert!(validate(p).is_err(), "{p:?}");
         }
     }

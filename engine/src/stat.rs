@@ -122,27 +122,15 @@ mod tests {
     #[test]
     fn ephemeral_kinds_round_trip() {
         assert_eq!(EphemeralKind::of(0), EphemeralKind::Persistent);
-        assert_eq!(
-            EphemeralKind::of(CONTAINER_EPHEMERAL_OWNER),
-            EphemeralKind::Container
-        );
-        assert_eq!(
-            EphemeralKind::of(EphemeralKind::ttl_owner(5000)),
-            EphemeralKind::Ttl(5000)
-        );
-        assert_eq!(
-            EphemeralKind::of(0x0100_0000_0000_0001),
-            EphemeralKind::Ephemeral(0x0100_0000_0000_0001)
-        );
+        assert_eq!(EphemeralKind::of(CONTAINER_EPHEMERAL_OWNER), EphemeralKind::Container);
+        assert_eq!(EphemeralKind::of(EphemeralKind::ttl_owner(5000)), EphemeralKind::Ttl(5000));
+        assert_eq!(EphemeralKind::of(0x0100_0000_0000_0001), EphemeralKind::Ephemeral(0x0100_0000_0000_0001));
     }
 
     #[test]
     fn client_cversion_counts_deletes_too() {
         // Three creations, one of them since deleted.
-        let s = StatPersisted {
-            cversion: 3,
-            ..StatPersisted::default()
-        };
+        let s = StatPersisted { cversion: 3, ..StatPersisted::default() };
         assert_eq!(s.to_stat(0, 2).cversion, 4);
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::acl::{self, Acl, AclList};
 use crate::code;
 use crate::path;
+use crate::quota::{self, StatsTrack};
 use crate::stat::{EphemeralKind, Stat, StatPersisted};
 use crate::txn::{Txn, TxnHeader};
 
@@ -80,6 +81,8 @@ pub struct DataTree {
     containers: BTreeSet<String>,
     ttls: BTreeSet<String>,
     acl_cache: HashMap<Vec<Acl>, AclList>,
+    /// Paths that have a quota (a limits node), ZooKeeper's `pTrie`.
+    quotas: BTreeSet<String>,
     last_zxid: i64,
     data_size_bytes: u64,
 }
@@ -105,6 +108,7 @@ impl DataTree {
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
             acl_cache: HashMap::new(),
+            quotas: BTreeSet::new(),
             last_zxid: 0,
             data_size_bytes: 0,
         };
@@ -112,12 +116,7 @@ impl DataTree {
         for p in ["/", ZOOKEEPER_PATH, QUOTA_PATH, CONFIG_PATH] {
             tree.nodes.insert(
                 p.into(),
-                Node {
-                    data: Vec::new(),
-                    acl: open.clone(),
-                    stat: StatPersisted::default(),
-                    children: BTreeSet::new(),
-                },
+                Node { data: Vec::new(), acl: open.clone(), stat: StatPersisted::default(), children: BTreeSet::new() },
             );
             if p != "/" {
                 let parent = path::parent(p).to_string();
@@ -210,13 +209,81 @@ impl DataTree {
         count
     }
 
+    /// The quota path governing `path` (`getMaxPrefixWithQuota`): its longest quota'd ancestor
+    /// or itself, never `/`.
+    pub fn quota_prefix(&self, path: &str) -> Option<String> {
+        if self.quotas.is_empty() {
+            return None;
+        }
+        let mut p = path;
+        while p != "/" {
+            if self.quotas.contains(p) {
+                return Some(p.to_string());
+            }
+            p = path::parent(p);
+        }
+        None
+    }
+
+    /// `checkQuota` with `enforceQuota`: a change that would take a quota'd subtree past a hard
+    /// limit fails with QuotaExceeded; soft limits only warn in ZooKeeper, so they pass here.
+    pub fn quota_check(&self, path: &str, bytes_diff: i64, count_diff: i64) -> Result<(), i32> {
+        let Some(prefix) = self.quota_prefix(path) else { return Ok(()) };
+        let Some(limits) = self.nodes.get(quota::limit_path(&prefix).as_str()) else { return Ok(()) };
+        let limits = StatsTrack::parse(&limits.data);
+        let usage =
+            self.nodes.get(quota::stat_path(&prefix).as_str()).map(|n| StatsTrack::parse(&n.data)).unwrap_or_default();
+        let over = |diff: i64, used: &str, hard: &str| {
+            let limit = limits.get(hard);
+            diff != 0 && limit > -1 && usage.get(used).max(0) + diff > limit
+        };
+        if over(count_diff, "count", "countHardLimit") || over(bytes_diff, "bytes", "byteHardLimit") {
+            return Err(code::QUOTA_EXCEEDED);
+        }
+        Ok(())
+    }
+
+    /// Replaces a stats node's data, keeping the size accounting; its Stat does not change, as in
+    /// ZooKeeper.
+    fn write_quota_usage(&mut self, quota_path: &str, usage: &StatsTrack) {
+        let stat_path = quota::stat_path(quota_path);
+        let Some(n) = self.nodes.get_mut(stat_path.as_str()) else { return };
+        let data = usage.to_text().into_bytes();
+        self.data_size_bytes = self.data_size_bytes + data.len() as u64 - n.data.len() as u64;
+        n.data = data;
+    }
+
+    /// `updateCountBytes`: moves the usage recorded in the governing stats node.
+    fn update_quota_usage(&mut self, path: &str, bytes_diff: i64, count_diff: i64) {
+        let Some(prefix) = self.quota_prefix(path) else { return };
+        let Some(n) = self.nodes.get(quota::stat_path(&prefix).as_str()) else { return };
+        let mut usage = StatsTrack::parse(&n.data);
+        usage.set("count", usage.get("count").max(0) + count_diff);
+        usage.set("bytes", usage.get("bytes").max(0) + bytes_diff);
+        self.write_quota_usage(&prefix, &usage);
+    }
+
+    /// `updateQuotaForPath`: counts a subtree afresh when its stats node is created.
+    fn recount_quota(&mut self, target: &str) {
+        let (mut count, mut bytes) = (0i64, 0i64);
+        let mut stack = vec![target.to_string()];
+        while let Some(p) = stack.pop() {
+            if let Some(n) = self.nodes.get(p.as_str()) {
+                count += 1;
+                bytes += n.data.len() as i64;
+                stack.extend(n.children.iter().map(|c| path::join(&p, c)));
+            }
+        }
+        let mut usage = StatsTrack::default();
+        usage.set("count", count);
+        usage.set("bytes", bytes);
+        self.write_quota_usage(target, &usage);
+    }
+
     /// Applies one txn. Deterministic: the same txns in the same order give the same tree.
     /// A txn that does not fit the tree (possible only on replay) reports ZooKeeper's error.
     pub fn apply(&mut self, hdr: &TxnHeader, txn: &Txn) -> ApplyResult {
-        debug_assert!(
-            hdr.zxid > self.last_zxid || hdr.zxid == 0,
-            "zxids must increase"
-        );
+        debug_assert!(hdr.zxid > self.last_zxid || hdr.zxid == 0, "zxids must increase");
         let mut out = ApplyResult::default();
         out.result = self.apply_one(hdr, txn, &mut out.triggers, &mut out.multi);
         if hdr.zxid > self.last_zxid {
@@ -232,32 +299,18 @@ impl DataTree {
         triggers: &mut Vec<WatchTrigger>,
         multi: &mut Vec<OpResult>,
     ) -> OpResult {
-        let err = |code| OpResult {
-            err: code,
-            ..OpResult::default()
-        };
+        let err = |code| OpResult { err: code, ..OpResult::default() };
         match txn {
             Txn::CreateSession { .. } => OpResult::default(),
             Txn::CloseSession => {
-                let paths: Vec<String> = self
-                    .ephemerals
-                    .remove(&hdr.session_id)
-                    .into_iter()
-                    .flatten()
-                    .collect();
+                let paths: Vec<String> = self.ephemerals.remove(&hdr.session_id).into_iter().flatten().collect();
                 for p in paths {
                     // An ephemeral has no children, so deleting it cannot fail but for replay.
                     let _ = self.delete_node(&p, hdr.zxid, triggers);
                 }
                 OpResult::default()
             }
-            Txn::Create {
-                path,
-                data,
-                acl,
-                ephemeral_owner,
-                parent_cversion,
-            } => {
+            Txn::Create { path, data, acl, ephemeral_owner, parent_cversion } => {
                 match self.create_node(
                     path,
                     data.clone(),
@@ -267,46 +320,28 @@ impl DataTree {
                     hdr,
                     triggers,
                 ) {
-                    Ok(stat) => OpResult {
-                        err: 0,
-                        path: Some(path.clone()),
-                        stat: Some(stat),
-                    },
+                    Ok(stat) => OpResult { err: 0, path: Some(path.clone()), stat: Some(stat) },
                     Err(code) => err(code),
                 }
             }
             Txn::Delete { path } => match self.delete_node(path, hdr.zxid, triggers) {
-                Ok(()) => OpResult {
-                    err: 0,
-                    path: Some(path.clone()),
-                    stat: None,
-                },
+                Ok(()) => OpResult { err: 0, path: Some(path.clone()), stat: None },
                 Err(code) => err(code),
             },
-            Txn::SetData {
-                path,
-                data,
-                version,
-            } => {
+            Txn::SetData { path, data, version } => {
                 let Some(n) = self.nodes.get_mut(path.as_str()) else {
                     return err(code::NO_NODE);
                 };
-                self.data_size_bytes =
-                    self.data_size_bytes + data.len() as u64 - n.data.len() as u64;
+                self.data_size_bytes = self.data_size_bytes + data.len() as u64 - n.data.len() as u64;
+                let bytes_diff = data.len() as i64 - n.data.len() as i64;
                 n.data = data.clone();
                 n.stat.mtime = hdr.time_ms;
                 n.stat.mzxid = hdr.zxid;
                 n.stat.version = *version;
                 let stat = n.client_stat();
-                triggers.push(WatchTrigger {
-                    path: path.clone(),
-                    kind: TriggerKind::DataChanged,
-                });
-                OpResult {
-                    err: 0,
-                    path: Some(path.clone()),
-                    stat: Some(stat),
-                }
+                self.update_quota_usage(path, bytes_diff, 0);
+                triggers.push(WatchTrigger { path: path.clone(), kind: TriggerKind::DataChanged });
+                OpResult { err: 0, path: Some(path.clone()), stat: Some(stat) }
             }
             Txn::SetAcl { path, acl, version } => {
                 if !self.nodes.contains_key(path.as_str()) {
@@ -318,17 +353,9 @@ impl DataTree {
                 };
                 n.acl = shared;
                 n.stat.aversion = *version;
-                OpResult {
-                    err: 0,
-                    path: Some(path.clone()),
-                    stat: Some(n.client_stat()),
-                }
+                OpResult { err: 0, path: Some(path.clone()), stat: Some(n.client_stat()) }
             }
-            Txn::Check { path } => OpResult {
-                err: 0,
-                path: Some(path.clone()),
-                stat: None,
-            },
+            Txn::Check { path } => OpResult { err: 0, path: Some(path.clone()), stat: None },
             Txn::Multi(txns) => {
                 let failed = txns.iter().any(|t| matches!(t, Txn::Error { .. }));
                 for t in txns {
@@ -394,29 +421,24 @@ impl DataTree {
                 self.ttls.insert(path.to_string());
             }
             EphemeralKind::Ephemeral(owner) => {
-                self.ephemerals
-                    .entry(owner)
-                    .or_default()
-                    .insert(path.to_string());
+                self.ephemerals.entry(owner).or_default().insert(path.to_string());
             }
         }
-        triggers.push(WatchTrigger {
-            path: path.to_string(),
-            kind: TriggerKind::Created,
-        });
-        triggers.push(WatchTrigger {
-            path: parent_path,
-            kind: TriggerKind::ChildrenChanged,
-        });
+        if let Some((target, is_limit)) = quota::quota_target(&parent_path, name) {
+            if is_limit {
+                self.quotas.insert(target);
+            } else {
+                self.recount_quota(&target);
+            }
+        }
+        let bytes = self.nodes.get(path).map_or(0, |n| n.data.len() as i64);
+        self.update_quota_usage(path, bytes, 1);
+        triggers.push(WatchTrigger { path: path.to_string(), kind: TriggerKind::Created });
+        triggers.push(WatchTrigger { path: parent_path, kind: TriggerKind::ChildrenChanged });
         Ok(stat)
     }
 
-    fn delete_node(
-        &mut self,
-        path: &str,
-        zxid: i64,
-        triggers: &mut Vec<WatchTrigger>,
-    ) -> Result<(), i32> {
+    fn delete_node(&mut self, path: &str, zxid: i64, triggers: &mut Vec<WatchTrigger>) -> Result<(), i32> {
         let Some(node) = self.nodes.remove(path) else {
             return Err(code::NO_NODE);
         };
@@ -447,14 +469,12 @@ impl DataTree {
                 }
             }
         }
-        triggers.push(WatchTrigger {
-            path: path.to_string(),
-            kind: TriggerKind::Deleted,
-        });
-        triggers.push(WatchTrigger {
-            path: parent_path,
-            kind: TriggerKind::ChildrenChanged,
-        });
+        if let Some((target, true)) = quota::quota_target(&parent_path, path::name(path)) {
+            self.quotas.remove(&target);
+        }
+        self.update_quota_usage(path, -(node.data.len() as i64), -1);
+        triggers.push(WatchTrigger { path: path.to_string(), kind: TriggerKind::Deleted });
+        triggers.push(WatchTrigger { path: parent_path, kind: TriggerKind::ChildrenChanged });
         Ok(())
     }
 }
@@ -464,12 +484,7 @@ mod tests {
     use super::*;
 
     fn hdr(zxid: i64) -> TxnHeader {
-        TxnHeader {
-            session_id: 7,
-            cxid: 0,
-            zxid,
-            time_ms: 1000 + zxid,
-        }
+        TxnHeader { session_id: 7, cxid: 0, zxid, time_ms: 1000 + zxid }
     }
 
     fn create(path: &str, owner: i64, parent_cversion: i32) -> Txn {
@@ -487,10 +502,7 @@ mod tests {
         let t = DataTree::new();
         assert_eq!(t.node_count(), 4);
         assert_eq!(t.get("/").map(|n| n.client_stat().cversion), Some(-1));
-        assert_eq!(
-            t.get(ZOOKEEPER_PATH).map(|n| n.client_stat().cversion),
-            Some(-2)
-        );
+        assert_eq!(t.get(ZOOKEEPER_PATH).map(|n| n.client_stat().cversion), Some(-2));
         assert_eq!(t.get(CONFIG_PATH).map(|n| n.stat.aversion), Some(-1));
     }
 
@@ -516,24 +528,46 @@ mod tests {
         let r = t.apply(&hdr(2), &Txn::CloseSession);
         assert!(t.get("/e").is_none());
         assert_eq!(t.ephemeral_count(), 0);
-        assert!(r
-            .triggers
-            .iter()
-            .any(|w| w.kind == TriggerKind::Deleted && w.path == "/e"));
+        assert!(r.triggers.iter().any(|w| w.kind == TriggerKind::Deleted && w.path == "/e"));
+    }
+
+    #[test]
+    fn quota_stats_follow_changes_below_the_quota_path() {
+        let mut t = DataTree::new();
+        let mut zxid = 0;
+        let mut create = |t: &mut DataTree, p: &str, data: &[u8]| {
+            zxid += 1;
+            let parent_cversion = t.get(path::parent(p)).map_or(0, |n| n.stat.cversion) + 1;
+            let txn = Txn::Create {
+                path: p.into(),
+                data: data.to_vec(),
+                acl: acl::open_acl_unsafe(),
+                ephemeral_owner: 0,
+                parent_cversion,
+            };
+            assert_eq!(t.apply(&hdr(zxid), &txn).result.err, 0, "{p}");
+        };
+        create(&mut t, "/q", b"ab");
+        create(&mut t, "/zookeeper/quota/q", b"");
+        create(&mut t, "/zookeeper/quota/q/zookeeper_limits", b"count=-1,bytes=-1,countHardLimit=3");
+        create(&mut t, "/zookeeper/quota/q/zookeeper_stats", b"");
+        let stats =
+            |t: &DataTree| t.get("/zookeeper/quota/q/zookeeper_stats").map(|n| n.data.clone()).unwrap_or_default();
+        assert_eq!(stats(&t), b"count=1,bytes=2");
+        create(&mut t, "/q/x", b"123");
+        assert_eq!(stats(&t), b"count=2,bytes=5");
+        assert_eq!(t.quota_check("/q/y", 0, 1), Ok(()));
+        create(&mut t, "/q/y", b"");
+        assert_eq!(t.quota_check("/q/z", 0, 1), Err(code::QUOTA_EXCEEDED));
+        assert_eq!(t.quota_check("/other", 0, 1), Ok(()));
     }
 
     #[test]
     fn failed_multi_changes_nothing() {
         let mut t = DataTree::new();
-        let m = Txn::Multi(vec![
-            Txn::Error { err: 0 },
-            Txn::Error { err: code::NO_NODE },
-        ]);
+        let m = Txn::Multi(vec![Txn::Error { err: 0 }, Txn::Error { err: code::NO_NODE }]);
         let r = t.apply(&hdr(1), &m);
-        assert_eq!(
-            r.multi.iter().map(|o| o.err).collect::<Vec<_>>(),
-            vec![0, code::NO_NODE]
-        );
+        assert_eq!(r.multi.iter().map(|o| o.err).collect::<Vec<_>>(), vec![0, code::NO_NODE]);
         assert_eq!(t.node_count(), 4);
         assert_eq!(t.last_zxid(), 1);
     }

@@ -11,20 +11,12 @@ use sha1::{Digest, Sha1};
 pub fn digest(user_password: &str) -> String {
     let user = user_password.split(':').next().unwrap_or("");
     let hash = Sha1::digest(user_password.as_bytes());
-    format!(
-        "{user}:{}",
-        base64::engine::general_purpose::STANDARD.encode(hash)
-    )
+    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
 }
 
 /// Schemes a client may authenticate with (`addauth`), and the identities that gives it.
 /// `None` means AuthFailed: ZooKeeper then closes the connection.
-pub fn authenticate(
-    scheme: &str,
-    auth: &[u8],
-    remote: IpAddr,
-    super_digest: Option<&str>,
-) -> Option<Vec<Id>> {
+pub fn authenticate(scheme: &str, auth: &[u8], remote: IpAddr, super_digest: Option<&str>) -> Option<Vec<Id>> {
     match scheme {
         "digest" => {
             let text = String::from_utf8_lossy(auth);
@@ -75,11 +67,7 @@ fn ip_matches(client: &str, expr: &str) -> bool {
         if left == 0 {
             break;
         }
-        let mask: u8 = if left >= 8 {
-            0xff
-        } else {
-            0xffu8 << (8 - left)
-        };
+        let mask: u8 = if left >= 8 { 0xff } else { 0xffu8 << (8 - left) };
         if x & mask != y & mask {
             return false;
         }
@@ -136,10 +124,7 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, i32> {
             if authed.is_empty() {
                 return Err(code::INVALID_ACL);
             }
-            out.extend(authed.into_iter().map(|i| Acl {
-                perms: a.perms,
-                id: i.clone(),
-            }));
+            out.extend(authed.into_iter().map(|i| Acl { perms: a.perms, id: i.clone() }));
         } else if is_valid(&a.id) {
             out.push(a.clone());
         } else {
@@ -185,18 +170,9 @@ mod tests {
 
     #[test]
     fn auth_scheme_needs_a_digest_identity() {
-        let acl = vec![Acl {
-            perms: perms::ALL,
-            id: Id::new("auth", ""),
-        }];
-        assert_eq!(
-            fixup(&acl, &[Id::new("ip", "127.0.0.1")]),
-            Err(code::INVALID_ACL)
-        );
+        let acl = vec![Acl { perms: perms::ALL, id: Id::new("auth", "") }];
+        assert_eq!(fixup(&acl, &[Id::new("ip", "127.0.0.1")]), Err(code::INVALID_ACL));
         let ids = [Id::new("digest", "u:h")];
-        assert_eq!(
-            fixup(&acl, &ids).map(|v| v[0].id.clone()),
-            Ok(Id::new("digest", "u:h"))
-        );
+        assert_eq!(fixup(&acl, &ids).map(|v| v[0].id.clone()), Ok(Id::new("digest", "u:h")));
     }
 }

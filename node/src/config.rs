@@ -8,19 +8,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("invalid value for {key}: {value:?} ({why})")]
-    Invalid {
-        key: String,
-        value: String,
-        why: String,
-    },
-    #[error(
-        "{key} is a ZooKeeper setting Paddock does not support yet ({why}); remove it to start"
-    )]
+    Invalid { key: String, value: String, why: String },
+    #[error("{key} is a ZooKeeper setting Paddock does not support yet ({why}); remove it to start")]
     Unsupported { key: String, why: &'static str },
     #[error("missing required setting {0}")]
     Missing(&'static str),
@@ -59,6 +50,8 @@ pub struct Config {
     pub jute_max_buffer_bytes: usize,
     pub four_letter_whitelist: Vec<String>,
     pub extended_types: bool,
+    /// `enforceQuota`: writes past a hard quota limit fail (ZooKeeper's default: off).
+    pub enforce_quota: bool,
     pub force_sync: bool,
     pub container_check_interval_ms: u64,
     pub container_max_per_minute: usize,
@@ -109,6 +102,7 @@ impl Default for Config {
             jute_max_buffer_bytes: 0xfffff,
             four_letter_whitelist: vec!["srvr".to_string()],
             extended_types: false,
+            enforce_quota: false,
             force_sync: true,
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
@@ -127,17 +121,11 @@ impl Default for Config {
 }
 
 fn invalid(key: &str, value: &str, why: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_string(),
-        value: value.to_string(),
-        why: why.into(),
-    }
+    ConfigError::Invalid { key: key.to_string(), value: value.to_string(), why: why.into() }
 }
 
 fn num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
-    value
-        .parse()
-        .map_err(|_| invalid(key, value, "not a number in range"))
+    value.parse().map_err(|_| invalid(key, value, "not a number in range"))
 }
 
 fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -160,11 +148,7 @@ fn parse_peer(key: &str, value: &str) -> Result<Peer, ConfigError> {
     };
     let parts: Vec<&str> = addr.split(':').collect();
     if parts.len() < 3 || parts.len() > 4 {
-        return Err(invalid(
-            key,
-            value,
-            "expected host:quorumPort:electionPort[:observer|:participant]",
-        ));
+        return Err(invalid(key, value, "expected host:quorumPort:electionPort[:observer|:participant]"));
     }
     let observer = match parts.get(3) {
         None | Some(&"participant") => false,
@@ -194,10 +178,8 @@ fn parse_peer(key: &str, value: &str) -> Result<Peer, ConfigError> {
 impl Config {
     /// Reads and validates a zoo.cfg file.
     pub fn load(path: &str) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_string(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_string(), source })?;
         Config::parse(&text)
     }
 
@@ -211,8 +193,7 @@ impl Config {
                 continue;
             }
             let Some(split) = line.find(['=', ':']) else {
-                c.warnings
-                    .push(format!("ignoring line without a value: {line}"));
+                c.warnings.push(format!("ignoring line without a value: {line}"));
                 continue;
             };
             let key = line[..split].trim();
@@ -230,11 +211,7 @@ impl Config {
                     client_port_seen = true;
                 }
                 "clientPortAddress" => {
-                    c.client_port_address = Some(
-                        value
-                            .parse()
-                            .map_err(|_| invalid(key, value, "not an IP address"))?,
-                    )
+                    c.client_port_address = Some(value.parse().map_err(|_| invalid(key, value, "not an IP address"))?)
                 }
                 "maxClientCnxns" => c.max_client_cnxns = num(key, value)?,
                 "minSessionTimeout" => c.min_session_timeout_ms = Some(num(key, value)?),
@@ -252,17 +229,13 @@ impl Config {
                     c.jute_max_buffer_bytes = v;
                 }
                 "4lw.commands.whitelist" => {
-                    c.four_letter_whitelist = value
-                        .split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect()
+                    c.four_letter_whitelist =
+                        value.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
                 }
                 "extendedTypesEnabled" => c.extended_types = boolean(key, value)?,
+                "enforceQuota" => c.enforce_quota = boolean(key, value)?,
                 "forceSync" => c.force_sync = boolean(key, value)?,
-                "znode.container.checkIntervalMs" => {
-                    c.container_check_interval_ms = num(key, value)?
-                }
+                "znode.container.checkIntervalMs" => c.container_check_interval_ms = num(key, value)?,
                 "znode.container.maxPerMinute" => c.container_max_per_minute = num(key, value)?,
                 "DigestAuthenticationProvider.superDigest" => {
                     if value.split(':').count() != 2 {
@@ -290,16 +263,10 @@ impl Config {
                 "metricsProvider.className" => c.metrics_provider_class = Some(value.to_string()),
                 "metricsProvider.httpPort" => c.metrics_http_port = port(key, value)?,
                 "secureClientPort" | "secureClientPortAddress" => {
-                    return Err(ConfigError::Unsupported {
-                        key: key.to_string(),
-                        why: "TLS client port",
-                    })
+                    return Err(ConfigError::Unsupported { key: key.to_string(), why: "TLS client port" })
                 }
                 "sslQuorum" | "portUnification" | "client.portUnification" => {
-                    return Err(ConfigError::Unsupported {
-                        key: key.to_string(),
-                        why: "TLS",
-                    })
+                    return Err(ConfigError::Unsupported { key: key.to_string(), why: "TLS" })
                 }
                 "reconfigEnabled"
                 | "standaloneEnabled"
@@ -315,8 +282,7 @@ impl Config {
                 | "metricsProvider.exportJvmInfo"
                 | "admin.idleTimeout"
                 | "admin.commandURL" => {
-                    c.warnings
-                        .push(format!("{key} is accepted and has no effect in Paddock"));
+                    c.warnings.push(format!("{key} is accepted and has no effect in Paddock"));
                 }
                 _ if k.starts_with("server.") => c.peers.push(parse_peer(key, value)?),
                 _ if k.starts_with("ssl.")
@@ -325,16 +291,10 @@ impl Config {
                     || k.starts_with("sasl")
                     || k.starts_with("kerberos") =>
                 {
-                    return Err(ConfigError::Unsupported {
-                        key: key.to_string(),
-                        why: "authentication/TLS provider",
-                    })
+                    return Err(ConfigError::Unsupported { key: key.to_string(), why: "authentication/TLS provider" })
                 }
                 _ if k.starts_with("group.") || k.starts_with("weight.") => {
-                    return Err(ConfigError::Unsupported {
-                        key: key.to_string(),
-                        why: "hierarchical quorums",
-                    })
+                    return Err(ConfigError::Unsupported { key: key.to_string(), why: "hierarchical quorums" })
                 }
                 _ if k.starts_with("metricsProvider.") => {}
                 _ => c.warnings.push(format!("unknown key {key}, ignored")),
@@ -348,15 +308,10 @@ impl Config {
         }
         let (min, max) = (c.min_session_timeout(), c.max_session_timeout());
         if min > max {
-            return Err(invalid(
-                "minSessionTimeout",
-                &min.to_string(),
-                "larger than maxSessionTimeout",
-            ));
+            return Err(invalid("minSessionTimeout", &min.to_string(), "larger than maxSessionTimeout"));
         }
         if c.autopurge_snap_retain_count < 3 {
-            c.warnings
-                .push("autopurge.snapRetainCount below 3 raised to 3, as ZooKeeper does".into());
+            c.warnings.push("autopurge.snapRetainCount below 3 raised to 3, as ZooKeeper does".into());
             c.autopurge_snap_retain_count = 3;
         }
         Ok(c)
@@ -364,21 +319,17 @@ impl Config {
 
     /// `minSessionTimeout`, default two ticks.
     pub fn min_session_timeout(&self) -> i32 {
-        self.min_session_timeout_ms
-            .unwrap_or((self.tick_time_ms * 2) as i32)
+        self.min_session_timeout_ms.unwrap_or((self.tick_time_ms * 2) as i32)
     }
 
     /// `maxSessionTimeout`, default twenty ticks.
     pub fn max_session_timeout(&self) -> i32 {
-        self.max_session_timeout_ms
-            .unwrap_or((self.tick_time_ms * 20) as i32)
+        self.max_session_timeout_ms.unwrap_or((self.tick_time_ms * 20) as i32)
     }
 
     /// Whether a four-letter word may run (`*` allows all).
     pub fn four_letter_allowed(&self, cmd: &str) -> bool {
-        self.four_letter_whitelist
-            .iter()
-            .any(|w| w == "*" || w == cmd)
+        self.four_letter_whitelist.iter().any(|w| w == "*" || w == cmd)
     }
 }
 
@@ -390,18 +341,13 @@ mod tests {
     fn default_config_parses() {
         let c = Config::parse(DEFAULT_CONFIG).expect("default config");
         assert_eq!((c.client_port, c.tick_time_ms), (2181, 2000));
-        assert_eq!(
-            (c.min_session_timeout(), c.max_session_timeout()),
-            (4000, 40000)
-        );
+        assert_eq!((c.min_session_timeout(), c.max_session_timeout()), (4000, 40000));
     }
 
     #[test]
     fn ensemble_lines_parse() {
-        let c = Config::parse(
-            "clientPort=1\nserver.1=a:2888:3888\nserver.2=b:2888:3888:observer;0.0.0.0:2181\n",
-        )
-        .expect("cfg");
+        let c = Config::parse("clientPort=1\nserver.1=a:2888:3888\nserver.2=b:2888:3888:observer;0.0.0.0:2181\n")
+            .expect("cfg");
         assert_eq!(c.peers.len(), 2);
         assert!(c.peers[1].observer);
         assert_eq!(c.peers[1].client_address, Some(("0.0.0.0".into(), 2181)));
@@ -409,15 +355,9 @@ mod tests {
 
     #[test]
     fn invalid_values_name_their_key() {
-        let e = Config::parse("clientPort=x")
-            .map(|_| ())
-            .unwrap_err()
-            .to_string();
+        let e = Config::parse("clientPort=x").map(|_| ()).unwrap_err().to_string();
         assert!(e.contains("clientPort"), "{e}");
-        let e = Config::parse("clientPort=1\nsecureClientPort=2")
-            .map(|_| ())
-            .unwrap_err()
-            .to_string();
+        let e = Config::parse("clientPort=1\nsecureClientPort=2").map(|_| ()).unwrap_err().to_string();
         assert!(e.contains("secureClientPort"), "{e}");
     }
 

@@ -11,8 +11,8 @@ pub const VERSION: &str = concat!("3.8.0-paddock-", env!("CARGO_PKG_VERSION"));
 
 /// The commands ZooKeeper recognises as the first four bytes of a connection.
 pub const KNOWN: &[&str] = &[
-    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srst", "srvr", "stat",
-    "wchc", "wchp", "wchs", "mntr", "isro", "hash",
+    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srst", "srvr", "stat", "wchc", "wchp",
+    "wchs", "mntr", "isro", "hash",
 ];
 
 /// Whether the first four bytes of a connection name a four-letter word.
@@ -46,11 +46,7 @@ pub fn run(cmd: &str, server: &Server, rt: &RuntimeInfo) -> String {
             if cmd == "stat" {
                 s.push_str("Clients:\n");
                 for (c, sid) in server.connections() {
-                    let _ = writeln!(
-                        s,
-                        " /127.0.0.1:0[1](queued=0,recved=0,sent=0,sid=0x{sid:x},core={})",
-                        c.core
-                    );
+                    let _ = writeln!(s, " /127.0.0.1:0[1](queued=0,recved=0,sent=0,sid=0x{sid:x},core={})", c.core);
                 }
                 s.push('\n');
             }
@@ -72,23 +68,14 @@ pub fn run(cmd: &str, server: &Server, rt: &RuntimeInfo) -> String {
             kv("zk_avg_latency", "0.0".into());
             kv("zk_max_latency", "0".into());
             kv("zk_min_latency", "0".into());
-            kv(
-                "zk_packets_received",
-                server.counters().packets_received.to_string(),
-            );
-            kv(
-                "zk_packets_sent",
-                server.counters().packets_sent.to_string(),
-            );
+            kv("zk_packets_received", server.counters().packets_received.to_string());
+            kv("zk_packets_sent", server.counters().packets_sent.to_string());
             kv("zk_num_alive_connections", connections.to_string());
             kv("zk_outstanding_requests", "0".into());
             kv("zk_znode_count", znode_count.to_string());
             kv("zk_watch_count", server.watches().count().to_string());
             kv("zk_ephemerals_count", tree.ephemeral_count().to_string());
-            kv(
-                "zk_approximate_data_size",
-                tree.approximate_data_size().to_string(),
-            );
+            kv("zk_approximate_data_size", tree.approximate_data_size().to_string());
             kv("zk_global_sessions", server.session_count().to_string());
             kv("zk_local_sessions", "0".into());
             kv("zk_uptime", rt.uptime_ms.to_string());
@@ -99,11 +86,7 @@ pub fn run(cmd: &str, server: &Server, rt: &RuntimeInfo) -> String {
         }
         "cons" => {
             for (c, sid) in server.connections() {
-                let _ = writeln!(
-                    s,
-                    " /127.0.0.1:0[1](queued=0,recved=0,sent=0,sid=0x{sid:x},core={})",
-                    c.core
-                );
+                let _ = writeln!(s, " /127.0.0.1:0[1](queued=0,recved=0,sent=0,sid=0x{sid:x},core={})", c.core);
             }
             s.push('\n');
         }
@@ -111,11 +94,7 @@ pub fn run(cmd: &str, server: &Server, rt: &RuntimeInfo) -> String {
             let c = rt.config;
             let _ = writeln!(s, "clientPort={}", c.client_port);
             let _ = writeln!(s, "dataDir={}", c.data_dir.display());
-            let _ = writeln!(
-                s,
-                "dataLogDir={}",
-                c.data_log_dir.as_ref().unwrap_or(&c.data_dir).display()
-            );
+            let _ = writeln!(s, "dataLogDir={}", c.data_log_dir.as_ref().unwrap_or(&c.data_dir).display());
             let _ = writeln!(s, "tickTime={}", c.tick_time_ms);
             let _ = writeln!(s, "maxClientCnxns={}", c.max_client_cnxns);
             let _ = writeln!(s, "minSessionTimeout={}", c.min_session_timeout());
@@ -133,8 +112,7 @@ pub fn run(cmd: &str, server: &Server, rt: &RuntimeInfo) -> String {
         }
         "wchs" => {
             let by = server.watches().by_session();
-            let paths: std::collections::HashSet<&String> =
-                by.values().flatten().map(|(_, p)| p).collect();
+            let paths: std::collections::HashSet<&String> = by.values().flatten().map(|(_, p)| p).collect();
             let _ = writeln!(s, "{} connections watching {} paths", by.len(), paths.len());
             let _ = writeln!(s, "Total watches:{}", server.watches().count());
         }

@@ -17,11 +17,7 @@ pub struct Outbox<T> {
 
 impl<T> Default for Outbox<T> {
     fn default() -> Self {
-        Outbox {
-            queue: RefCell::new(VecDeque::new()),
-            waker: Cell::new(None),
-            closed: Cell::new(false),
-        }
+        Outbox { queue: RefCell::new(VecDeque::new()), waker: Cell::new(None), closed: Cell::new(false) }
     }
 }
 

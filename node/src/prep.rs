@@ -19,6 +19,8 @@ pub struct PrepContext<'a> {
     pub time_ms: i64,
     /// `extendedTypesEnabled`: TTL nodes allowed.
     pub extended_types: bool,
+    /// `enforceQuota`: hard quota limits fail writes with QuotaExceeded.
+    pub enforce_quota: bool,
 }
 
 /// Prepares txns against the tree seen through the changes already prepared (`outstandingChanges`).
@@ -55,20 +57,14 @@ fn validate(p: &str) -> Result<(), i32> {
 pub fn multi_create_op(flags: i32) -> i32 {
     match flags {
         create_flags::CONTAINER => op::CREATE_CONTAINER,
-        create_flags::PERSISTENT_WITH_TTL | create_flags::PERSISTENT_SEQUENTIAL_WITH_TTL => {
-            op::CREATE_TTL
-        }
+        create_flags::PERSISTENT_WITH_TTL | create_flags::PERSISTENT_SEQUENTIAL_WITH_TTL => op::CREATE_TTL,
         _ => op::CREATE,
     }
 }
 
 impl<'a> Prep<'a> {
     pub fn new(tree: &'a DataTree, ctx: PrepContext<'a>) -> Prep<'a> {
-        Prep {
-            tree,
-            ctx,
-            overlay: HashMap::new(),
-        }
+        Prep { tree, ctx, overlay: HashMap::new() }
     }
 
     fn record(&self, p: &str) -> Result<NodeMeta, i32> {
@@ -82,35 +78,22 @@ impl<'a> Prep<'a> {
     /// Prepares one request of opcode `op`; Err carries the error code of the failed check.
     pub fn prepare(&mut self, opcode: i32, req: &Request) -> Result<Txn, i32> {
         match req {
-            Request::Create {
-                path,
-                data,
-                acl,
-                flags,
-                ttl,
-            } => self.create(opcode, path, data, acl, *flags, *ttl),
-            Request::Delete { path, version } => {
-                self.delete(path, *version, opcode == op::DELETE_CONTAINER)
-            }
-            Request::SetData {
-                path,
-                data,
-                version,
-            } => {
+            Request::Create { path, data, acl, flags, ttl } => self.create(opcode, path, data, acl, *flags, *ttl),
+            Request::Delete { path, version } => self.delete(path, *version, opcode == op::DELETE_CONTAINER),
+            Request::SetData { path, data, version } => {
                 validate(path)?;
                 let mut rec = self.record(path)?;
                 auth::check(&rec.acl, perms::WRITE, self.ctx.auth)?;
                 let version = next_version(rec.stat.version, *version)?;
+                if self.ctx.enforce_quota {
+                    self.tree.quota_check(path, data.len() as i64 - rec.data_length as i64, 0)?;
+                }
                 rec.stat.version = version;
                 rec.stat.mzxid = self.ctx.zxid;
                 rec.stat.mtime = self.ctx.time_ms;
                 rec.data_length = data.len();
                 self.overlay.insert(path.clone(), Some(rec));
-                Ok(Txn::SetData {
-                    path: path.clone(),
-                    data: data.clone(),
-                    version,
-                })
+                Ok(Txn::SetData { path: path.clone(), data: data.clone(), version })
             }
             Request::SetAcl { path, acl, version } => {
                 validate(path)?;
@@ -121,11 +104,7 @@ impl<'a> Prep<'a> {
                 rec.stat.aversion = version;
                 rec.acl = acl.clone().into();
                 self.overlay.insert(path.clone(), Some(rec));
-                Ok(Txn::SetAcl {
-                    path: path.clone(),
-                    acl,
-                    version,
-                })
+                Ok(Txn::SetAcl { path: path.clone(), acl, version })
             }
             Request::Check { path, version } => {
                 validate(path)?;
@@ -146,9 +125,7 @@ impl<'a> Prep<'a> {
         let mut failed = false;
         for (sub_op, req) in ops {
             if failed {
-                txns.push(Txn::Error {
-                    err: code::RUNTIME_INCONSISTENCY,
-                });
+                txns.push(Txn::Error { err: code::RUNTIME_INCONSISTENCY });
                 continue;
             }
             let effective = match req {
@@ -182,25 +159,18 @@ impl<'a> Prep<'a> {
         flags: i32,
         ttl: i64,
     ) -> Result<Txn, i32> {
-        if !(create_flags::PERSISTENT..=create_flags::PERSISTENT_SEQUENTIAL_WITH_TTL)
-            .contains(&flags)
-        {
+        if !(create_flags::PERSISTENT..=create_flags::PERSISTENT_SEQUENTIAL_WITH_TTL).contains(&flags) {
             return Err(code::BAD_ARGUMENTS);
         }
-        let is_ttl_mode = matches!(
-            flags,
-            create_flags::PERSISTENT_WITH_TTL | create_flags::PERSISTENT_SEQUENTIAL_WITH_TTL
-        );
+        let is_ttl_mode =
+            matches!(flags, create_flags::PERSISTENT_WITH_TTL | create_flags::PERSISTENT_SEQUENTIAL_WITH_TTL);
         let sequential = matches!(
             flags,
             create_flags::PERSISTENT_SEQUENTIAL
                 | create_flags::EPHEMERAL_SEQUENTIAL
                 | create_flags::PERSISTENT_SEQUENTIAL_WITH_TTL
         );
-        let ephemeral = matches!(
-            flags,
-            create_flags::EPHEMERAL | create_flags::EPHEMERAL_SEQUENTIAL
-        );
+        let ephemeral = matches!(flags, create_flags::EPHEMERAL | create_flags::EPHEMERAL_SEQUENTIAL);
         if is_ttl_mode && !self.ctx.extended_types {
             return Err(code::UNIMPLEMENTED);
         }
@@ -215,20 +185,16 @@ impl<'a> Prep<'a> {
         let acl = auth::fixup(acl, self.ctx.auth)?;
         let mut parent = self.record(&parent_path)?;
         auth::check(&parent.acl, perms::CREATE, self.ctx.auth)?;
-        let path = if sequential {
-            format!("{p}{:010}", parent.stat.cversion)
-        } else {
-            p.to_string()
-        };
+        let path = if sequential { format!("{p}{:010}", parent.stat.cversion) } else { p.to_string() };
         validate(&path)?;
         if self.record(&path).is_ok() {
             return Err(code::NODE_EXISTS);
         }
-        if matches!(
-            EphemeralKind::of(parent.stat.ephemeral_owner),
-            EphemeralKind::Ephemeral(_)
-        ) {
+        if matches!(EphemeralKind::of(parent.stat.ephemeral_owner), EphemeralKind::Ephemeral(_)) {
             return Err(code::NO_CHILDREN_FOR_EPHEMERALS);
+        }
+        if self.ctx.enforce_quota {
+            self.tree.quota_check(&path, data.len() as i64, 1)?;
         }
         let parent_cversion = parent.stat.cversion.wrapping_add(1);
         let ephemeral_owner = match opcode {
@@ -248,13 +214,7 @@ impl<'a> Prep<'a> {
             data_length: data.len(),
         };
         self.overlay.insert(path.clone(), Some(node));
-        Ok(Txn::Create {
-            path,
-            data: data.to_vec(),
-            acl,
-            ephemeral_owner,
-            parent_cversion,
-        })
+        Ok(Txn::Create { path, data: data.to_vec(), acl, ephemeral_owner, parent_cversion })
     }
 
     fn delete(&mut self, p: &str, version: i32, container: bool) -> Result<Txn, i32> {
@@ -272,10 +232,8 @@ impl<'a> Prep<'a> {
             if rec.num_children > 0 {
                 return Err(code::NOT_EMPTY);
             }
-            if !matches!(
-                EphemeralKind::of(rec.stat.ephemeral_owner),
-                EphemeralKind::Container | EphemeralKind::Ttl(_)
-            ) {
+            if !matches!(EphemeralKind::of(rec.stat.ephemeral_owner), EphemeralKind::Container | EphemeralKind::Ttl(_))
+            {
                 return Err(code::BAD_VERSION);
             }
         } else {
@@ -288,9 +246,7 @@ impl<'a> Prep<'a> {
         parent.stat.pzxid = self.ctx.zxid;
         self.overlay.insert(parent_path, Some(parent));
         self.overlay.insert(p.to_string(), None);
-        Ok(Txn::Delete {
-            path: p.to_string(),
-        })
+        Ok(Txn::Delete { path: p.to_string() })
     }
 }
 
@@ -299,23 +255,11 @@ mod tests {
     use super::*;
 
     fn ctx(ids: &[Id]) -> PrepContext<'_> {
-        PrepContext {
-            session_id: 9,
-            auth: ids,
-            zxid: 1,
-            time_ms: 5,
-            extended_types: true,
-        }
+        PrepContext { session_id: 9, auth: ids, zxid: 1, time_ms: 5, extended_types: true, enforce_quota: false }
     }
 
     fn create(path: &str, flags: i32) -> Request {
-        Request::Create {
-            path: path.into(),
-            data: vec![],
-            acl: engine::acl::open_acl_unsafe(),
-            flags,
-            ttl: -1,
-        }
+        Request::Create { path: path.into(), data: vec![], acl: engine::acl::open_acl_unsafe(), flags, ttl: -1 }
     }
 
     #[test]
@@ -323,18 +267,9 @@ mod tests {
         let tree = DataTree::new();
         let ids = [];
         let mut p = Prep::new(&tree, ctx(&ids));
-        assert_eq!(
-            p.prepare(op::CREATE, &create("/a//b", 0)),
-            Err(code::NO_NODE)
-        );
-        assert_eq!(
-            p.prepare(op::CREATE, &create("/zookeeper/", 0)),
-            Err(code::BAD_ARGUMENTS)
-        );
-        assert_eq!(
-            p.prepare(op::CREATE, &create("a", 0)),
-            Err(code::BAD_ARGUMENTS)
-        );
+        assert_eq!(p.prepare(op::CREATE, &create("/a//b", 0)), Err(code::NO_NODE));
+        assert_eq!(p.prepare(op::CREATE, &create("/zookeeper/", 0)), Err(code::BAD_ARGUMENTS));
+        assert_eq!(p.prepare(op::CREATE, &create("a", 0)), Err(code::BAD_ARGUMENTS));
     }
 
     #[test]
@@ -342,15 +277,9 @@ mod tests {
         let tree = DataTree::new();
         let ids = [];
         let mut p = Prep::new(&tree, ctx(&ids));
-        let t = p.prepare(
-            op::CREATE,
-            &create("/s-", create_flags::PERSISTENT_SEQUENTIAL),
-        );
+        let t = p.prepare(op::CREATE, &create("/s-", create_flags::PERSISTENT_SEQUENTIAL));
         assert!(matches!(t, Ok(Txn::Create { ref path, .. }) if path == "/s-0000000000"));
-        let t = p.prepare(
-            op::CREATE,
-            &create("/s-", create_flags::PERSISTENT_SEQUENTIAL),
-        );
+        let t = p.prepare(op::CREATE, &create("/s-", create_flags::PERSISTENT_SEQUENTIAL));
         assert!(matches!(t, Ok(Txn::Create { ref path, .. }) if path == "/s-0000000001"));
     }
 
@@ -361,13 +290,7 @@ mod tests {
         let mut p = Prep::new(&tree, ctx(&ids));
         let ops = vec![
             (op::CREATE, create("/a", 0)),
-            (
-                op::DELETE,
-                Request::Delete {
-                    path: "/nope".into(),
-                    version: -1,
-                },
-            ),
+            (op::DELETE, Request::Delete { path: "/nope".into(), version: -1 }),
             (op::CREATE, create("/b", 0)),
         ];
         let t = p.prepare(op::MULTI, &Request::Multi(ops));
@@ -376,9 +299,7 @@ mod tests {
             Ok(Txn::Multi(vec![
                 Txn::Error { err: 0 },
                 Txn::Error { err: code::NO_NODE },
-                Txn::Error {
-                    err: code::RUNTIME_INCONSISTENCY
-                }
+                Txn::Error { err: code::RUNTIME_INCONSISTENCY }
             ]))
         );
     }

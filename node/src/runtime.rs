@@ -14,9 +14,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::channels::shared_channel::{
-    self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
-};
+use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
 use glommio::net::{AcceptedTcpStream, TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 
@@ -30,43 +28,23 @@ use crate::server::{Action, ConnId, Server, ServerSettings};
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("cannot start executor for core {core}: {why}")]
     Executor { core: usize, why: String },
 }
 
 /// Messages from a connection's core to core 0.
 enum ToTree {
-    Connect {
-        conn: ConnId,
-        remote: IpAddr,
-        req: ConnectRequest,
-    },
-    Request {
-        conn: ConnId,
-        packet: Packet,
-    },
-    FourLetter {
-        conn: ConnId,
-        cmd: &'static str,
-    },
-    Closed {
-        conn: ConnId,
-        remote: IpAddr,
-    },
+    Connect { conn: ConnId, remote: IpAddr, req: ConnectRequest },
+    Request { conn: ConnId, packet: Packet },
+    FourLetter { conn: ConnId, cmd: &'static str },
+    Closed { conn: ConnId, remote: IpAddr },
 }
 
 /// Messages from core 0 to a connection's core.
 enum FromTree {
     Actions(Vec<Action>),
-    Accepted {
-        stream: AcceptedTcpStream,
-        conn: ConnId,
-        remote: IpAddr,
-    },
+    Accepted { stream: AcceptedTcpStream, conn: ConnId, remote: IpAddr },
 }
 
 /// What a connection's writer is given.
@@ -84,10 +62,7 @@ const IO_MEMORY_BYTES: usize = 1 << 20;
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Per-core state every core has.
@@ -155,12 +130,8 @@ impl TreeCore {
         let mut out = Vec::new();
         let (now, wall) = (self.now_ms(), wall_ms());
         match msg {
-            ToTree::Connect { conn, remote, req } => {
-                self.server.connect(conn, remote, &req, now, wall, &mut out)
-            }
-            ToTree::Request { conn, packet } => {
-                self.server.request(conn, packet, now, wall, &mut out)
-            }
+            ToTree::Connect { conn, remote, req } => self.server.connect(conn, remote, &req, now, wall, &mut out),
+            ToTree::Request { conn, packet } => self.server.request(conn, packet, now, wall, &mut out),
             ToTree::FourLetter { conn, cmd } => {
                 let info = fourlw::RuntimeInfo {
                     per_core_connections: &self.per_core_connections,
@@ -168,10 +139,7 @@ impl TreeCore {
                     config: &self.config,
                 };
                 let text = fourlw::run(cmd, &self.server, &info);
-                out.push(Action::Send {
-                    conn,
-                    frame: text.into_bytes(),
-                });
+                out.push(Action::Send { conn, frame: text.into_bytes() });
                 out.push(Action::Close { conn });
             }
             ToTree::Closed { conn, remote } => {
@@ -232,28 +200,18 @@ impl TreeCore {
             return None;
         }
         *count += 1;
-        let core = (0..self.per_core_connections.len())
-            .min_by_key(|&c| self.per_core_connections[c])
-            .unwrap_or(0);
+        let core = (0..self.per_core_connections.len()).min_by_key(|&c| self.per_core_connections[c]).unwrap_or(0);
         self.per_core_connections[core] += 1;
         self.next_conn_id += 1;
-        Some(ConnId {
-            core: core as u32,
-            id: self.next_conn_id,
-        })
+        Some(ConnId { core: core as u32, id: self.next_conn_id })
     }
 }
 
 /// Binds the client port without SO_REUSEPORT, so a port in use is an error, not a silent share.
 fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, RuntimeError> {
     let err = |source| RuntimeError::Bind { addr, source };
-    let domain = if addr.is_ipv4() {
-        socket2::Domain::IPV4
-    } else {
-        socket2::Domain::IPV6
-    };
-    let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
-        .map_err(err)?;
+    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP)).map_err(err)?;
     s.set_reuse_address(true).map_err(err)?;
     s.bind(&addr.into()).map_err(err)?;
     s.listen(1024).map_err(err)?;
@@ -264,9 +222,7 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, RuntimeError> {
 /// Runs the server on `cores` executors until the process ends.
 pub fn run(config: Config, cores: usize) -> Result<(), RuntimeError> {
     let cores = cores.max(1);
-    let ip = config
-        .client_port_address
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let ip = config.client_port_address.unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let addr = SocketAddr::new(ip, config.client_port);
     let listener = bind(addr)?;
     tracing::info!(%addr, cores, "paddock listening");
@@ -275,9 +231,7 @@ pub fn run(config: Config, cores: usize) -> Result<(), RuntimeError> {
     }
     let listener_fd = listener.into_raw_fd();
     let config = Rc::new(config);
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
 
     let mut to_tree_tx: Vec<Option<SharedSender<ToTree>>> = vec![None];
     let mut to_tree_rx: Vec<SharedReceiver<ToTree>> = Vec::new();
@@ -294,20 +248,14 @@ pub fn run(config: Config, cores: usize) -> Result<(), RuntimeError> {
 
     let mut handles = Vec::new();
     for core in (0..cores).rev() {
-        let placement = if cores <= cpus {
-            Placement::Fixed(core)
-        } else {
-            Placement::Unbound
-        };
-        let builder = LocalExecutorBuilder::new(placement)
-            .name(&format!("paddock-core-{core}"))
-            .io_memory(IO_MEMORY_BYTES);
+        let placement = if cores <= cpus { Placement::Fixed(core) } else { Placement::Unbound };
+        let builder =
+            LocalExecutorBuilder::new(placement).name(&format!("paddock-core-{core}")).io_memory(IO_MEMORY_BYTES);
         let cfg = (*config).clone();
         let handle = if core == 0 {
             let rxs = std::mem::take(&mut to_tree_rx);
             let txs = std::mem::take(&mut from_tree_tx);
-            builder
-                .spawn(move || async move { core0_main(cfg, cores, listener_fd, rxs, txs).await })
+            builder.spawn(move || async move { core0_main(cfg, cores, listener_fd, rxs, txs).await })
         } else {
             let tx = to_tree_tx[core].take();
             let rx = from_tree_rx[core].take();
@@ -317,10 +265,7 @@ pub fn run(config: Config, cores: usize) -> Result<(), RuntimeError> {
                 }
             })
         };
-        handles.push(handle.map_err(|e| RuntimeError::Executor {
-            core,
-            why: e.to_string(),
-        })?);
+        handles.push(handle.map_err(|e| RuntimeError::Executor { core, why: e.to_string() })?);
     }
     for h in handles {
         let _ = h.join();
@@ -334,6 +279,7 @@ fn settings(config: &Config) -> ServerSettings {
         min_session_timeout_ms: config.min_session_timeout(),
         max_session_timeout_ms: config.max_session_timeout(),
         extended_types: config.extended_types,
+        enforce_quota: config.enforce_quota,
         super_digest: config.super_digest.clone(),
         container_check_interval_ms: config.container_check_interval_ms,
         container_max_per_minute: config.container_max_per_minute,
@@ -354,9 +300,7 @@ async fn core0_main(
         started: Instant::now(),
         config: config.clone(),
         local: None,
-        remote: (0..cores)
-            .map(|c| (c > 0).then(|| Rc::new(Outbox::default())))
-            .collect(),
+        remote: (0..cores).map(|c| (c > 0).then(|| Rc::new(Outbox::default()))).collect(),
         per_core_connections: vec![0; cores],
         per_ip_connections: HashMap::new(),
         next_conn_id: 0,
@@ -433,32 +377,17 @@ async fn core0_main(
             continue;
         };
         if conn.core == 0 {
-            glommio::spawn_local(serve(
-                stream.bind_to_executor(),
-                conn,
-                remote,
-                local.clone(),
-            ))
-            .detach();
+            glommio::spawn_local(serve(stream.bind_to_executor(), conn, remote, local.clone())).detach();
         } else {
             let t = tree.borrow();
             if let Some(Some(o)) = t.remote.get(conn.core as usize) {
-                o.push(FromTree::Accepted {
-                    stream,
-                    conn,
-                    remote,
-                });
+                o.push(FromTree::Accepted { stream, conn, remote });
             }
         }
     }
 }
 
-async fn core_main(
-    core: u32,
-    config: Config,
-    to_tree: SharedSender<ToTree>,
-    from_tree: SharedReceiver<FromTree>,
-) {
+async fn core_main(core: u32, config: Config, to_tree: SharedSender<ToTree>, from_tree: SharedReceiver<FromTree>) {
     let (to_tree, from_tree) = (to_tree.connect().await, from_tree.connect().await);
     let local = Rc::new(Local {
         core,
@@ -469,18 +398,8 @@ async fn core_main(
     while let Some(msg) = from_tree.recv().await {
         match msg {
             FromTree::Actions(actions) => local.deliver(actions),
-            FromTree::Accepted {
-                stream,
-                conn,
-                remote,
-            } => {
-                glommio::spawn_local(serve(
-                    stream.bind_to_executor(),
-                    conn,
-                    remote,
-                    local.clone(),
-                ))
-                .detach();
+            FromTree::Accepted { stream, conn, remote } => {
+                glommio::spawn_local(serve(stream.bind_to_executor(), conn, remote, local.clone())).detach();
             }
         }
     }
@@ -504,11 +423,7 @@ async fn serve(stream: TcpStream, conn: ConnId, remote: IpAddr, local: Rc<Local>
     local.to_tree(ToTree::Closed { conn, remote }).await;
 }
 
-async fn write_loop(
-    mut writer: futures_lite::io::WriteHalf<TcpStream>,
-    outbox: Rc<Outbox<Out>>,
-    fd: i32,
-) {
+async fn write_loop(mut writer: futures_lite::io::WriteHalf<TcpStream>, outbox: Rc<Outbox<Out>>, fd: i32) {
     let mut batch = Vec::new();
     let mut bytes = Vec::with_capacity(READ_CHUNK_BYTES);
     while outbox.drain(&mut batch).await {
@@ -564,8 +479,7 @@ async fn read_loop(
                     } else if local.config.four_letter_allowed(cmd) {
                         local.to_tree(ToTree::FourLetter { conn, cmd }).await;
                     } else {
-                        let text =
-                            format!("{cmd} is not executed because it is not in the whitelist.\n");
+                        let text = format!("{cmd} is not executed because it is not in the whitelist.\n");
                         outbox.push(Out::Bytes(text.into_bytes()));
                         outbox.push(Out::Close);
                     }
@@ -586,8 +500,7 @@ async fn read_loop(
             let frame = &buf[at + 4..at + 4 + len];
             at += 4 + len;
             if !handshaken {
-                let req = ConnectRequest::decode(&mut Reader::new(frame))
-                    .map_err(|_| "bad connect request")?;
+                let req = ConnectRequest::decode(&mut Reader::new(frame)).map_err(|_| "bad connect request")?;
                 handshaken = true;
                 local.to_tree(ToTree::Connect { conn, remote, req }).await;
             } else {
@@ -597,12 +510,7 @@ async fn read_loop(
                         // UnimplementedRequestProcessor: answer Unimplemented, then close.
                         let xid = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
                         let mut w = Writer::frame();
-                        ReplyHeader {
-                            xid,
-                            zxid: -1,
-                            err: engine::code::UNIMPLEMENTED,
-                        }
-                        .encode(&mut w);
+                        ReplyHeader { xid, zxid: -1, err: engine::code::UNIMPLEMENTED }.encode(&mut w);
                         outbox.push(Out::Bytes(w.finish_frame()));
                         outbox.push(Out::Close);
                         return Err("unknown opcode");

@@ -16,8 +16,8 @@ use sha1::{Digest, Sha1};
 use crate::auth;
 use crate::prep::{multi_create_op, Prep, PrepContext};
 use crate::proto::{
-    event, op, ConnectRequest, ConnectResponse, MultiResult, Packet, ReplyHeader, Request,
-    Response, SetWatches, WatcherEvent, Writer,
+    event, op, ConnectRequest, ConnectResponse, MultiResult, Packet, ReplyHeader, Request, Response, SetWatches,
+    WatcherEvent, Writer,
 };
 use crate::sessions::SessionTable;
 use crate::watches::{Fired, Table, WatchMode, WatchTables};
@@ -45,6 +45,8 @@ pub struct ServerSettings {
     pub min_session_timeout_ms: i32,
     pub max_session_timeout_ms: i32,
     pub extended_types: bool,
+    /// `enforceQuota`: hard quota limits are enforced.
+    pub enforce_quota: bool,
     /// `DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`.
     pub super_digest: Option<String>,
     pub container_check_interval_ms: u64,
@@ -146,18 +148,9 @@ impl Server {
         h.finalize()[..16].to_vec()
     }
 
-    fn send(
-        &mut self,
-        out: &mut Vec<Action>,
-        conn: ConnId,
-        header: ReplyHeader,
-        body: Option<&Response>,
-    ) {
+    fn send(&mut self, out: &mut Vec<Action>, conn: ConnId, header: ReplyHeader, body: Option<&Response>) {
         self.counters.packets_sent += 1;
-        out.push(Action::Send {
-            conn,
-            frame: frame(header, body),
-        });
+        out.push(Action::Send { conn, frame: frame(header, body) });
     }
 
     /// Applies a txn at the next zxid and fires its watches; the one place the tree changes.
@@ -170,12 +163,7 @@ impl Server {
         out: &mut Vec<Action>,
     ) -> (i64, engine::ApplyResult) {
         let zxid = self.tree.last_zxid() + 1;
-        let hdr = TxnHeader {
-            session_id,
-            cxid,
-            zxid,
-            time_ms: wall_ms,
-        };
+        let hdr = TxnHeader { session_id, cxid, zxid, time_ms: wall_ms };
         let result = self.tree.apply(&hdr, txn);
         let mut fired = Vec::new();
         for t in &result.triggers {
@@ -191,23 +179,10 @@ impl Server {
                 continue;
             };
             let mut w = Writer::frame();
-            ReplyHeader {
-                xid: crate::proto::xid::NOTIFICATION,
-                zxid: -1,
-                err: 0,
-            }
-            .encode(&mut w);
-            WatcherEvent {
-                event_type: f.event_type,
-                state: event::STATE_SYNC_CONNECTED,
-                path: f.path,
-            }
-            .encode(&mut w);
+            ReplyHeader { xid: crate::proto::xid::NOTIFICATION, zxid: -1, err: 0 }.encode(&mut w);
+            WatcherEvent { event_type: f.event_type, state: event::STATE_SYNC_CONNECTED, path: f.path }.encode(&mut w);
             self.counters.packets_sent += 1;
-            out.push(Action::Send {
-                conn,
-                frame: w.finish_frame(),
-            });
+            out.push(Action::Send { conn, frame: w.finish_frame() });
         }
     }
 
@@ -227,10 +202,8 @@ impl Server {
             out.push(Action::Close { conn });
             return;
         }
-        let timeout_ms = req.timeout_ms.clamp(
-            self.settings.min_session_timeout_ms,
-            self.settings.max_session_timeout_ms,
-        );
+        let timeout_ms =
+            req.timeout_ms.clamp(self.settings.min_session_timeout_ms, self.settings.max_session_timeout_ms);
         let read_only = req.read_only.map(|_| false);
         let session_id = if req.session_id == 0 {
             let sid = self.next_session_id;
@@ -250,10 +223,7 @@ impl Server {
                 };
                 let mut w = Writer::frame();
                 expired.encode(&mut w);
-                out.push(Action::Send {
-                    conn,
-                    frame: w.finish_frame(),
-                });
+                out.push(Action::Send { conn, frame: w.finish_frame() });
                 out.push(Action::Close { conn });
                 return;
             }
@@ -268,13 +238,7 @@ impl Server {
                 out.push(Action::Close { conn: old });
             }
         }
-        self.conns.insert(
-            conn,
-            Conn {
-                session_id,
-                auth: vec![Id::new("ip", &remote.to_string())],
-            },
-        );
+        self.conns.insert(conn, Conn { session_id, auth: vec![Id::new("ip", &remote.to_string())] });
         let rsp = ConnectResponse {
             protocol_version: 0,
             timeout_ms,
@@ -285,10 +249,7 @@ impl Server {
         let mut w = Writer::frame();
         rsp.encode(&mut w);
         self.counters.packets_sent += 1;
-        out.push(Action::Send {
-            conn,
-            frame: w.finish_frame(),
-        });
+        out.push(Action::Send { conn, frame: w.finish_frame() });
     }
 
     /// The connection is gone (closed by either side); its session lives on until it expires.
@@ -302,13 +263,7 @@ impl Server {
         }
     }
 
-    fn end_session(
-        &mut self,
-        session_id: i64,
-        cxid: i32,
-        wall_ms: i64,
-        out: &mut Vec<Action>,
-    ) -> i64 {
+    fn end_session(&mut self, session_id: i64, cxid: i32, wall_ms: i64, out: &mut Vec<Action>) -> i64 {
         let (zxid, _) = self.commit(session_id, cxid, wall_ms, &Txn::CloseSession, out);
         self.sessions.remove(session_id);
         self.watches.remove_session(session_id);
@@ -355,44 +310,26 @@ impl Server {
         }
         candidates.truncate(self.settings.container_max_per_minute.max(1));
         for p in candidates {
-            let req = Request::Delete {
-                path: p,
-                version: -1,
-            };
+            let req = Request::Delete { path: p, version: -1 };
             let txn = self.prepare(0, &[], op::DELETE_CONTAINER, &req, wall_ms);
             self.commit(0, 0, wall_ms, &txn, out);
         }
     }
 
-    fn prepare(
-        &self,
-        session_id: i64,
-        ids: &[Id],
-        opcode: i32,
-        req: &Request,
-        wall_ms: i64,
-    ) -> Txn {
+    fn prepare(&self, session_id: i64, ids: &[Id], opcode: i32, req: &Request, wall_ms: i64) -> Txn {
         let ctx = PrepContext {
             session_id,
             auth: ids,
             zxid: self.tree.last_zxid() + 1,
             time_ms: wall_ms,
             extended_types: self.settings.extended_types,
+            enforce_quota: self.settings.enforce_quota,
         };
-        Prep::new(&self.tree, ctx)
-            .prepare(opcode, req)
-            .unwrap_or_else(|err| Txn::Error { err })
+        Prep::new(&self.tree, ctx).prepare(opcode, req).unwrap_or_else(|err| Txn::Error { err })
     }
 
     /// One request of an established connection.
-    pub fn request(
-        &mut self,
-        conn: ConnId,
-        packet: Packet,
-        now_ms: u64,
-        wall_ms: i64,
-        out: &mut Vec<Action>,
-    ) {
+    pub fn request(&mut self, conn: ConnId, packet: Packet, now_ms: u64, wall_ms: i64, out: &mut Vec<Action>) {
         self.counters.packets_received += 1;
         let Some(c) = self.conns.get(&conn) else {
             return;
@@ -400,11 +337,7 @@ impl Server {
         let session_id = c.session_id;
         let xid = packet.xid;
         if !self.sessions.touch(session_id, now_ms) {
-            let h = ReplyHeader {
-                xid,
-                zxid: self.tree.last_zxid(),
-                err: code::SESSION_EXPIRED,
-            };
+            let h = ReplyHeader { xid, zxid: self.tree.last_zxid(), err: code::SESSION_EXPIRED };
             self.send(out, conn, h, None);
             out.push(Action::Close { conn });
             return;
@@ -413,23 +346,10 @@ impl Server {
         let ok = |body: Response| (0, Some(body));
         let (err, body): (i32, Option<Response>) = match packet.request {
             Request::Ping => (0, None),
-            Request::Auth {
-                scheme,
-                auth: token,
-                ..
-            } => {
-                let remote = self
-                    .conns
-                    .get(&conn)
-                    .and_then(|c| c.auth.first())
-                    .and_then(|i| i.id.parse().ok());
+            Request::Auth { scheme, auth: token, .. } => {
+                let remote = self.conns.get(&conn).and_then(|c| c.auth.first()).and_then(|i| i.id.parse().ok());
                 let remote = remote.unwrap_or(IpAddr::from([127, 0, 0, 1]));
-                match auth::authenticate(
-                    &scheme,
-                    &token,
-                    remote,
-                    self.settings.super_digest.as_deref(),
-                ) {
+                match auth::authenticate(&scheme, &token, remote, self.settings.super_digest.as_deref()) {
                     Some(ids) => {
                         if let Some(c) = self.conns.get_mut(&conn) {
                             for id in ids {
@@ -438,19 +358,11 @@ impl Server {
                                 }
                             }
                         }
-                        let h = ReplyHeader {
-                            xid,
-                            zxid: 0,
-                            err: 0,
-                        };
+                        let h = ReplyHeader { xid, zxid: 0, err: 0 };
                         self.send(out, conn, h, None);
                     }
                     None => {
-                        let h = ReplyHeader {
-                            xid,
-                            zxid: 0,
-                            err: code::AUTH_FAILED,
-                        };
+                        let h = ReplyHeader { xid, zxid: 0, err: code::AUTH_FAILED };
                         self.send(out, conn, h, None);
                         out.push(Action::Close { conn });
                     }
@@ -458,11 +370,7 @@ impl Server {
                 return;
             }
             Request::Sasl { .. } => {
-                let h = ReplyHeader {
-                    xid,
-                    zxid: 0,
-                    err: code::AUTH_FAILED,
-                };
+                let h = ReplyHeader { xid, zxid: 0, err: code::AUTH_FAILED };
                 self.send(out, conn, h, None);
                 out.push(Action::Close { conn });
                 return;
@@ -478,50 +386,28 @@ impl Server {
                 return;
             }
             Request::Multi(ref ops) if packet.op == op::MULTI_READ => {
-                if ops
-                    .iter()
-                    .any(|(o, _)| !matches!(*o, op::GET_DATA | op::GET_CHILDREN))
-                {
+                if ops.iter().any(|(o, _)| !matches!(*o, op::GET_DATA | op::GET_CHILDREN)) {
                     out.push(Action::Close { conn });
                     return;
                 }
-                let ids = self
-                    .conns
-                    .get(&conn)
-                    .map(|c| c.auth.clone())
-                    .unwrap_or_default();
+                let ids = self.conns.get(&conn).map(|c| c.auth.clone()).unwrap_or_default();
                 let results = ops
                     .iter()
                     .map(|(o, r)| match self.read(session_id, &ids, *o, r) {
-                        Ok(response) => MultiResult {
-                            op: *o,
-                            err: 0,
-                            response,
-                        },
-                        Err(err) => MultiResult {
-                            op: op::ERROR,
-                            err,
-                            response: Response::Empty,
-                        },
+                        Ok(response) => MultiResult { op: *o, err: 0, response },
+                        Err(err) => MultiResult { op: op::ERROR, err, response: Response::Empty },
                     })
                     .collect();
                 ok(Response::Multi(results))
             }
             ref req if req.is_write(packet.op) => {
                 if let Request::Multi(ops) = req {
-                    if ops
-                        .iter()
-                        .any(|(o, _)| matches!(*o, op::GET_DATA | op::GET_CHILDREN))
-                    {
+                    if ops.iter().any(|(o, _)| matches!(*o, op::GET_DATA | op::GET_CHILDREN)) {
                         out.push(Action::Close { conn });
                         return;
                     }
                 }
-                let ids = self
-                    .conns
-                    .get(&conn)
-                    .map(|c| c.auth.clone())
-                    .unwrap_or_default();
+                let ids = self.conns.get(&conn).map(|c| c.auth.clone()).unwrap_or_default();
                 let txn = self.prepare(session_id, &ids, packet.op, req, wall_ms);
                 let (zxid, result) = self.commit(session_id, xid, wall_ms, &txn, out);
                 let (err, body) = write_response(packet.op, req, &txn, &result);
@@ -529,11 +415,7 @@ impl Server {
                 return;
             }
             ref req => {
-                let ids = self
-                    .conns
-                    .get(&conn)
-                    .map(|c| c.auth.clone())
-                    .unwrap_or_default();
+                let ids = self.conns.get(&conn).map(|c| c.auth.clone()).unwrap_or_default();
                 match self.read(session_id, &ids, packet.op, req) {
                     Ok(Response::Empty) => (0, None),
                     Ok(body) => ok(body),
@@ -541,48 +423,28 @@ impl Server {
                 }
             }
         };
-        self.send(
-            out,
-            conn,
-            ReplyHeader {
-                xid,
-                zxid: last_zxid,
-                err,
-            },
-            body.as_ref(),
-        );
+        self.send(out, conn, ReplyHeader { xid, zxid: last_zxid, err }, body.as_ref());
     }
 
     /// Read requests (`FinalRequestProcessor`), with ZooKeeper's order of checks: existence, then
     /// ACL, then the watch is registered.
-    fn read(
-        &mut self,
-        session_id: i64,
-        ids: &[Id],
-        opcode: i32,
-        req: &Request,
-    ) -> Result<Response, i32> {
+    fn read(&mut self, session_id: i64, ids: &[Id], opcode: i32, req: &Request) -> Result<Response, i32> {
         match req {
             Request::Exists { path, watch } => {
                 if path.contains('\0') {
                     return Err(code::BAD_ARGUMENTS);
                 }
                 if *watch {
-                    self.watches
-                        .add(Table::Data, path, session_id, WatchMode::Standard);
+                    self.watches.add(Table::Data, path, session_id, WatchMode::Standard);
                 }
-                self.tree
-                    .get(path)
-                    .map(|n| Response::Stat(n.client_stat()))
-                    .ok_or(code::NO_NODE)
+                self.tree.get(path).map(|n| Response::Stat(n.client_stat())).ok_or(code::NO_NODE)
             }
             Request::GetData { path, watch } => {
                 let n = self.tree.get(path).ok_or(code::NO_NODE)?;
                 auth::check(&n.acl, perms::READ, ids)?;
                 let rsp = Response::Data(n.data.clone(), n.client_stat());
                 if *watch {
-                    self.watches
-                        .add(Table::Data, path, session_id, WatchMode::Standard);
+                    self.watches.add(Table::Data, path, session_id, WatchMode::Standard);
                 }
                 Ok(rsp)
             }
@@ -596,8 +458,7 @@ impl Server {
                     Response::Children(children)
                 };
                 if *watch {
-                    self.watches
-                        .add(Table::Child, path, session_id, WatchMode::Standard);
+                    self.watches.add(Table::Child, path, session_id, WatchMode::Standard);
                 }
                 Ok(rsp)
             }
@@ -630,11 +491,8 @@ impl Server {
             Request::WhoAmI => Ok(Response::ClientInfo(
                 ids.iter()
                     .map(|i| {
-                        let user = if i.scheme == "digest" {
-                            i.id.split(':').next().unwrap_or("")
-                        } else {
-                            i.id.as_str()
-                        };
+                        let user =
+                            if i.scheme == "digest" { i.id.split(':').next().unwrap_or("") } else { i.id.as_str() };
                         (i.scheme.clone(), user.to_string())
                     })
                     .collect(),
@@ -642,17 +500,10 @@ impl Server {
             Request::AddWatch { path, mode } => {
                 let recursive = *mode == crate::proto::add_watch_mode::PERSISTENT_RECURSIVE;
                 if recursive {
-                    self.watches.add(
-                        Table::Data,
-                        path,
-                        session_id,
-                        WatchMode::PersistentRecursive,
-                    );
+                    self.watches.add(Table::Data, path, session_id, WatchMode::PersistentRecursive);
                 } else {
-                    self.watches
-                        .add(Table::Data, path, session_id, WatchMode::Persistent);
-                    self.watches
-                        .add(Table::Child, path, session_id, WatchMode::Persistent);
+                    self.watches.add(Table::Data, path, session_id, WatchMode::Persistent);
+                    self.watches.add(Table::Child, path, session_id, WatchMode::Persistent);
                 }
                 Ok(Response::Empty)
             }
@@ -676,60 +527,40 @@ impl Server {
     /// change it missed (relative to the last zxid it saw).
     fn set_watches(&mut self, session_id: i64, sw: &SetWatches, out: &mut Vec<Action>) {
         let mut fired = Vec::new();
-        let mut fire = |path: &str, event_type| {
-            fired.push(Fired {
-                session_id,
-                event_type,
-                path: path.to_string(),
-            })
-        };
+        let mut fire = |path: &str, event_type| fired.push(Fired { session_id, event_type, path: path.to_string() });
         for p in &sw.data {
             match self.tree.get(p) {
                 None => fire(p, event::NODE_DELETED),
                 Some(n) if n.stat.mzxid > sw.relative_zxid => fire(p, event::NODE_DATA_CHANGED),
-                Some(_) => self
-                    .watches
-                    .add(Table::Data, p, session_id, WatchMode::Standard),
+                Some(_) => self.watches.add(Table::Data, p, session_id, WatchMode::Standard),
             }
         }
         for p in &sw.exist {
             match self.tree.get(p) {
                 Some(_) => fire(p, event::NODE_CREATED),
-                None => self
-                    .watches
-                    .add(Table::Data, p, session_id, WatchMode::Standard),
+                None => self.watches.add(Table::Data, p, session_id, WatchMode::Standard),
             }
         }
         for p in &sw.child {
             match self.tree.get(p) {
                 None => fire(p, event::NODE_DELETED),
                 Some(n) if n.stat.pzxid > sw.relative_zxid => fire(p, event::NODE_CHILDREN_CHANGED),
-                Some(_) => self
-                    .watches
-                    .add(Table::Child, p, session_id, WatchMode::Standard),
+                Some(_) => self.watches.add(Table::Child, p, session_id, WatchMode::Standard),
             }
         }
         for p in &sw.persistent {
-            self.watches
-                .add(Table::Data, p, session_id, WatchMode::Persistent);
-            self.watches
-                .add(Table::Child, p, session_id, WatchMode::Persistent);
+            self.watches.add(Table::Data, p, session_id, WatchMode::Persistent);
+            self.watches.add(Table::Child, p, session_id, WatchMode::Persistent);
         }
         for p in &sw.persistent_recursive {
-            self.watches
-                .add(Table::Data, p, session_id, WatchMode::PersistentRecursive);
+            self.watches.add(Table::Data, p, session_id, WatchMode::PersistentRecursive);
         }
         self.deliver(fired, out);
     }
 }
 
 /// The reply to a write, from its request and what applying its txn gave.
-fn write_response(
-    opcode: i32,
-    req: &Request,
-    txn: &Txn,
-    result: &engine::ApplyResult,
-) -> (i32, Option<Response>) {
+fn write_response(opcode: i32, req: &Request, txn: &Txn, result: &engine::ApplyResult) -> (i32, Option<Response>) {
     if let Txn::Error { err } = txn {
         return (*err, None);
     }
@@ -744,11 +575,7 @@ fn write_response(
                 .zip(result.multi.iter())
                 .map(|((sub_op, sub_req), r)| {
                     if failed {
-                        return MultiResult {
-                            op: op::ERROR,
-                            err: r.err,
-                            response: Response::Empty,
-                        };
+                        return MultiResult { op: op::ERROR, err: r.err, response: Response::Empty };
                     }
                     let effective = match sub_req {
                         Request::Create { flags, .. } => multi_create_op(*flags),
@@ -756,18 +583,13 @@ fn write_response(
                     };
                     let (result_op, response) = match effective {
                         op::CREATE => (op::CREATE, Response::Path(path_of(r))),
-                        op::CREATE_CONTAINER | op::CREATE_TTL | op::CREATE2 => (
-                            op::CREATE2,
-                            Response::PathStat(path_of(r), r.stat.unwrap_or_default()),
-                        ),
+                        op::CREATE_CONTAINER | op::CREATE_TTL | op::CREATE2 => {
+                            (op::CREATE2, Response::PathStat(path_of(r), r.stat.unwrap_or_default()))
+                        }
                         op::SET_DATA => (op::SET_DATA, Response::Stat(r.stat.unwrap_or_default())),
                         other => (other, Response::Empty),
                     };
-                    MultiResult {
-                        op: result_op,
-                        err: 0,
-                        response,
-                    }
+                    MultiResult { op: result_op, err: 0, response }
                 })
                 .collect();
             (0, Some(Response::Multi(results)))

@@ -23,11 +23,7 @@ pub struct SessionTable {
 impl SessionTable {
     /// An empty table whose buckets are `tick_ms` wide.
     pub fn new(tick_ms: u64) -> SessionTable {
-        SessionTable {
-            tick_ms: tick_ms.max(1),
-            sessions: HashMap::new(),
-            buckets: BTreeMap::new(),
-        }
+        SessionTable { tick_ms: tick_ms.max(1), sessions: HashMap::new(), buckets: BTreeMap::new() }
     }
 
     fn bucket_for(&self, now_ms: u64, timeout_ms: i32) -> u64 {
@@ -39,13 +35,7 @@ impl SessionTable {
     pub fn add(&mut self, session_id: i64, timeout_ms: i32, now_ms: u64) {
         self.remove(session_id);
         let at = self.bucket_for(now_ms, timeout_ms);
-        self.sessions.insert(
-            session_id,
-            Session {
-                timeout_ms,
-                expires_at_ms: at,
-            },
-        );
+        self.sessions.insert(session_id, Session { timeout_ms, expires_at_ms: at });
         self.buckets.entry(at).or_default().insert(session_id);
     }
 
@@ -85,11 +75,7 @@ impl SessionTable {
 
     /// Sessions whose bucket has passed; they stay in the table until removed.
     pub fn expired(&self, now_ms: u64) -> Vec<i64> {
-        let mut out: Vec<i64> = self
-            .buckets
-            .range(..=now_ms)
-            .flat_map(|(_, b)| b.iter().copied())
-            .collect();
+        let mut out: Vec<i64> = self.buckets.range(..=now_ms).flat_map(|(_, b)| b.iter().copied()).collect();
         out.sort_unstable();
         out
     }

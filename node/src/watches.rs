@@ -50,27 +50,19 @@ impl WatchTables {
     /// Adds a watch; a later watch on the same path replaces the mode of an earlier one, as
     /// ZooKeeper's `WatcherModeManager` does.
     pub fn add(&mut self, t: Table, path: &str, session_id: i64, mode: WatchMode) {
-        let previous = self
-            .table(t)
-            .entry(path.to_string())
-            .or_default()
-            .insert(session_id, mode);
+        let previous = self.table(t).entry(path.to_string()).or_default().insert(session_id, mode);
         if previous == Some(WatchMode::PersistentRecursive) {
             self.recursive_count -= 1;
         }
         if mode == WatchMode::PersistentRecursive {
             self.recursive_count += 1;
         }
-        self.by_session
-            .entry(session_id)
-            .or_default()
-            .insert((t, path.to_string()));
+        self.by_session.entry(session_id).or_default().insert((t, path.to_string()));
     }
 
     /// Total number of watches (ZooKeeper's `zk_watch_count`).
     pub fn count(&self) -> usize {
-        self.data.values().map(|m| m.len()).sum::<usize>()
-            + self.child.values().map(|m| m.len()).sum::<usize>()
+        self.data.values().map(|m| m.len()).sum::<usize>() + self.child.values().map(|m| m.len()).sum::<usize>()
     }
 
     /// Paths watched by each session, for `wchc`.
@@ -123,14 +115,11 @@ impl WatchTables {
             Table::Data => &self.data,
             Table::Child => &self.child,
         };
-        table
-            .get(path)
-            .and_then(|w| w.get(&session_id))
-            .is_some_and(|mode| match kind {
-                watcher_type::PERSISTENT => *mode == WatchMode::Persistent,
-                watcher_type::PERSISTENT_RECURSIVE => *mode == WatchMode::PersistentRecursive,
-                _ => true,
-            })
+        table.get(path).and_then(|w| w.get(&session_id)).is_some_and(|mode| match kind {
+            watcher_type::PERSISTENT => *mode == WatchMode::Persistent,
+            watcher_type::PERSISTENT_RECURSIVE => *mode == WatchMode::PersistentRecursive,
+            _ => true,
+        })
     }
 
     fn tables_for(kind: i32) -> &'static [Table] {
@@ -143,9 +132,7 @@ impl WatchTables {
 
     /// checkWatches: whether the session has a watch of this `WatcherType` on the path.
     pub fn contains(&self, path: &str, session_id: i64, kind: i32) -> bool {
-        Self::tables_for(kind)
-            .iter()
-            .any(|t| self.matching(*t, path, session_id, kind))
+        Self::tables_for(kind).iter().any(|t| self.matching(*t, path, session_id, kind))
     }
 
     /// removeWatches: removes the session's watches of this type on the path; false if none.
@@ -174,11 +161,7 @@ impl WatchTables {
             if let Some(watchers) = self.table(t).get(path) {
                 for (&session, &mode) in watchers {
                     if notified.insert(session) {
-                        out.push(Fired {
-                            session_id: session,
-                            event_type,
-                            path: path.to_string(),
-                        });
+                        out.push(Fired { session_id: session, event_type, path: path.to_string() });
                     }
                     if mode == WatchMode::Standard {
                         one_shot.push(session);
@@ -189,19 +172,14 @@ impl WatchTables {
                 self.remove_entry(t, path, s);
             }
             // Recursive watches on ancestors see every change below them but child changes.
-            if t == Table::Data && self.recursive_count > 0 && kind != TriggerKind::ChildrenChanged
-            {
+            if t == Table::Data && self.recursive_count > 0 && kind != TriggerKind::ChildrenChanged {
                 let mut p = path;
                 while p != "/" {
                     p = path::parent(p);
                     if let Some(watchers) = self.data.get(p) {
                         for (&session, &mode) in watchers {
                             if mode == WatchMode::PersistentRecursive && notified.insert(session) {
-                                out.push(Fired {
-                                    session_id: session,
-                                    event_type,
-                                    path: path.to_string(),
-                                });
+                                out.push(Fired { session_id: session, event_type, path: path.to_string() });
                             }
                         }
                     }
@@ -233,14 +211,7 @@ mod tests {
         let mut out = Vec::new();
         w.trigger("/a/b/c", TriggerKind::Created, &mut out);
         w.trigger("/a/b", TriggerKind::ChildrenChanged, &mut out);
-        assert_eq!(
-            out,
-            vec![Fired {
-                session_id: 1,
-                event_type: event::NODE_CREATED,
-                path: "/a/b/c".into()
-            }]
-        );
+        assert_eq!(out, vec![Fired { session_id: 1, event_type: event::NODE_CREATED, path: "/a/b/c".into() }]);
         assert_eq!(w.count(), 1);
     }
 

@@ -9,10 +9,7 @@ use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// The `paddock` binary under test: `PADDOCK_BIN`, else the workspace's release build.
@@ -21,20 +18,13 @@ pub fn paddock_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = repo_root().join("target/release/paddock");
-    assert!(
-        p.exists(),
-        "{} is missing: run `cargo build --release` first (scripts/test does)",
-        p.display()
-    );
+    assert!(p.exists(), "{} is missing: run `cargo build --release` first (scripts/test does)", p.display());
     p
 }
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
 }
 
 /// Polls `cond` until it holds or `timeout` passes; true if it held.
@@ -77,11 +67,7 @@ pub fn test_config(dir: &Path, port: u16, extra: &str) -> String {
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "paddock-e2e-{tag}-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
+    let d = std::env::temp_dir().join(format!("paddock-e2e-{tag}-{}-{}", std::process::id(), free_port()));
     std::fs::create_dir_all(&d).expect("temp dir");
     d
 }
@@ -126,12 +112,7 @@ impl ServerProcess {
 
     fn ready(child: Child, port: u16, dir: PathBuf, flavor: Flavor) -> ServerProcess {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut s = ServerProcess {
-            child,
-            addr,
-            dir,
-            flavor,
-        };
+        let mut s = ServerProcess { child, addr, dir, flavor };
         // ZooKeeper answers ruok before it serves sessions, so wait for a real handshake.
         let up = wait_until(Duration::from_secs(60), || {
             if let Ok(Some(_)) = s.child.try_wait() {
@@ -139,20 +120,11 @@ impl ServerProcess {
             }
             // The probe closes its session, so tests start with no session but their own.
             bench::client::Client::connect(addr, 4000)
-                .and_then(|mut c| {
-                    c.call(
-                        node::proto::op::CLOSE_SESSION,
-                        node::proto::Request::CloseSession,
-                    )
-                })
+                .and_then(|mut c| c.call(node::proto::op::CLOSE_SESSION, node::proto::Request::CloseSession))
                 .is_ok()
         });
         let exited = s.child.try_wait().ok().flatten();
-        assert!(
-            up && exited.is_none(),
-            "{flavor:?} did not start (exit {exited:?}); log:\n{}",
-            s.log()
-        );
+        assert!(up && exited.is_none(), "{flavor:?} did not start (exit {exited:?}); log:\n{}", s.log());
         s
     }
 
@@ -184,12 +156,7 @@ impl Drop for ServerProcess {
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         } else {
-            eprintln!(
-                "server log ({:?}, kept in {}):\n{}",
-                self.flavor,
-                self.dir.display(),
-                self.log()
-            );
+            eprintln!("server log ({:?}, kept in {}):\n{}", self.flavor, self.dir.display(), self.log());
         }
     }
 }

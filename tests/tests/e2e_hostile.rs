@@ -19,28 +19,19 @@ fn still_served(healthy: &mut Client, n: u32) {
         flags: 0,
         ttl: -1,
     };
-    assert_eq!(
-        healthy.call(op::CREATE, req).expect("healthy create").err(),
-        0
-    );
-    let r = healthy
-        .call(op::GET_DATA, Request::GetData { path, watch: false })
-        .expect("healthy read");
+    assert_eq!(healthy.call(op::CREATE, req).expect("healthy create").err(), 0);
+    let r = healthy.call(op::GET_DATA, Request::GetData { path, watch: false }).expect("healthy read");
     assert_eq!(r.err(), 0);
 }
 
 fn closed_by_server(mut s: TcpStream) -> bool {
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     let mut buf = [0u8; 256];
     loop {
         match s.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => continue,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
-            {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
                 return false
             }
             Err(_) => return true,
@@ -96,14 +87,8 @@ fn a_request_before_the_handshake_closes_the_connection() {
     let server = ServerProcess::paddock(2, "");
     let mut healthy = handshaken(&server);
     let mut s = TcpStream::connect(server.addr).expect("connect");
-    let p = node::proto::Packet {
-        xid: 1,
-        op: op::GET_DATA,
-        request: Request::GetData {
-            path: "/a".into(),
-            watch: false,
-        },
-    };
+    let p =
+        node::proto::Packet { xid: 1, op: op::GET_DATA, request: Request::GetData { path: "/a".into(), watch: false } };
     s.write_all(&p.encode()).expect("send");
     assert!(closed_by_server(s));
     still_served(&mut healthy, 4);
@@ -129,11 +114,9 @@ fn a_frame_trickled_a_byte_at_a_time_is_still_understood() {
         s.write_all(&[b]).expect("byte");
         still_served(&mut healthy, 100 + i as u32);
     }
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     let mut len = [0u8; 4];
-    s.read_exact(&mut len)
-        .expect("a ConnectResponse to the trickled handshake");
+    s.read_exact(&mut len).expect("a ConnectResponse to the trickled handshake");
     assert_eq!(i32::from_be_bytes(len), 37);
 }
 
@@ -142,18 +125,11 @@ fn connections_beyond_max_client_cnxns_from_one_address_are_refused() {
     let server = ServerProcess::paddock(2, "maxClientCnxns=5");
     let mut allowed: Vec<Client> = (0..5).map(|_| handshaken(&server)).collect();
     let extra = TcpStream::connect(server.addr).expect("tcp connect");
-    assert!(
-        closed_by_server(extra),
-        "the sixth connection is closed at once"
-    );
+    assert!(closed_by_server(extra), "the sixth connection is closed at once");
     still_served(&mut allowed[0], 5);
     allowed.pop().expect("one").drop_connection();
     assert!(
-        wait_until(Duration::from_secs(5), || Client::connect(
-            server.addr,
-            4000
-        )
-        .is_ok()),
+        wait_until(Duration::from_secs(5), || Client::connect(server.addr, 4000).is_ok()),
         "a slot frees when a connection closes"
     );
 }

@@ -44,12 +44,8 @@ fn load(config: Option<&str>) -> Result<Config, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PADDOCK_LOG")
-        .unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PADDOCK_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     match cli.command {
         Command::Server { cores, config } => {
             let cfg = match load(config.as_deref()) {
@@ -59,9 +55,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let all = std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1);
+            let all = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
             let cores = cores.or(cfg.cores).unwrap_or(all);
             match node::runtime::run(cfg, cores) {
                 Ok(()) => ExitCode::SUCCESS,

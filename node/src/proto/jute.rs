@@ -102,17 +102,11 @@ impl<'a> Reader<'a> {
     }
 
     pub fn id(&mut self) -> Result<Id, DecodeError> {
-        Ok(Id {
-            scheme: self.string()?,
-            id: self.string()?,
-        })
+        Ok(Id { scheme: self.string()?, id: self.string()? })
     }
 
     pub fn acl(&mut self) -> Result<Acl, DecodeError> {
-        Ok(Acl {
-            perms: self.i32()?,
-            id: self.id()?,
-        })
+        Ok(Acl { perms: self.i32()?, id: self.id()? })
     }
 
     pub fn acls(&mut self) -> Result<Vec<Acl>, DecodeError> {
@@ -204,9 +198,6 @@ impl Writer {
     pub fn stat(&mut self, s: &Stat) -> &mut Self {
         self.i64(s.czxid).i64(s.mzxid).i64(s.ctime).i64(s.mtime);
         self.i32(s.version).i32(s.cversion).i32(s.aversion);
-        self.i64(s.ephemeral_owner)
-            .i32(s.data_length)
-            .i32(s.num_children)
-            .i64(s.pzxid)
+        self.i64(s.ephemeral_owner).i32(s.data_length).i32(s.num_children).i64(s.pzxid)
     }
 }

@@ -108,18 +108,12 @@ impl ConnectRequest {
             timeout_ms: r.i32()?,
             session_id: r.i64()?,
             password: r.buffer()?,
-            read_only: if r.remaining() > 0 {
-                Some(r.bool()?)
-            } else {
-                None
-            },
+            read_only: if r.remaining() > 0 { Some(r.bool()?) } else { None },
         })
     }
 
     pub fn encode(&self, w: &mut Writer) {
-        w.i32(self.protocol_version)
-            .i64(self.last_zxid_seen)
-            .i32(self.timeout_ms);
+        w.i32(self.protocol_version).i64(self.last_zxid_seen).i32(self.timeout_ms);
         w.i64(self.session_id).buffer(&self.password);
         if let Some(ro) = self.read_only {
             w.bool(ro);
@@ -144,19 +138,12 @@ impl ConnectResponse {
             timeout_ms: r.i32()?,
             session_id: r.i64()?,
             password: r.buffer()?,
-            read_only: if r.remaining() > 0 {
-                Some(r.bool()?)
-            } else {
-                None
-            },
+            read_only: if r.remaining() > 0 { Some(r.bool()?) } else { None },
         })
     }
 
     pub fn encode(&self, w: &mut Writer) {
-        w.i32(self.protocol_version)
-            .i32(self.timeout_ms)
-            .i64(self.session_id)
-            .buffer(&self.password);
+        w.i32(self.protocol_version).i32(self.timeout_ms).i64(self.session_id).buffer(&self.password);
         if let Some(ro) = self.read_only {
             w.bool(ro);
         }
@@ -173,11 +160,7 @@ pub struct ReplyHeader {
 
 impl ReplyHeader {
     pub fn decode(r: &mut Reader) -> Result<ReplyHeader, DecodeError> {
-        Ok(ReplyHeader {
-            xid: r.i32()?,
-            zxid: r.i64()?,
-            err: r.i32()?,
-        })
+        Ok(ReplyHeader { xid: r.i32()?, zxid: r.i64()?, err: r.i32()? })
     }
 
     pub fn encode(&self, w: &mut Writer) {
@@ -195,11 +178,7 @@ pub struct WatcherEvent {
 
 impl WatcherEvent {
     pub fn decode(r: &mut Reader) -> Result<WatcherEvent, DecodeError> {
-        Ok(WatcherEvent {
-            event_type: r.i32()?,
-            state: r.i32()?,
-            path: r.string()?,
-        })
+        Ok(WatcherEvent { event_type: r.i32()?, state: r.i32()?, path: r.string()? })
     }
 
     pub fn encode(&self, w: &mut Writer) {
@@ -348,38 +327,17 @@ impl Request {
                 flags: r.i32()?,
                 ttl: if op == CREATE_TTL { r.i64()? } else { -1 },
             },
-            DELETE | DELETE_CONTAINER => Request::Delete {
-                path: r.string()?,
-                version: if op == DELETE { r.i32()? } else { -1 },
-            },
-            EXISTS => Request::Exists {
-                path: r.string()?,
-                watch: r.bool()?,
-            },
-            GET_DATA => Request::GetData {
-                path: r.string()?,
-                watch: r.bool()?,
-            },
-            SET_DATA => Request::SetData {
-                path: r.string()?,
-                data: r.buffer()?,
-                version: r.i32()?,
-            },
+            DELETE | DELETE_CONTAINER => {
+                Request::Delete { path: r.string()?, version: if op == DELETE { r.i32()? } else { -1 } }
+            }
+            EXISTS => Request::Exists { path: r.string()?, watch: r.bool()? },
+            GET_DATA => Request::GetData { path: r.string()?, watch: r.bool()? },
+            SET_DATA => Request::SetData { path: r.string()?, data: r.buffer()?, version: r.i32()? },
             GET_ACL => Request::GetAcl { path: r.string()? },
-            SET_ACL => Request::SetAcl {
-                path: r.string()?,
-                acl: r.acls()?,
-                version: r.i32()?,
-            },
-            GET_CHILDREN | GET_CHILDREN2 => Request::GetChildren {
-                path: r.string()?,
-                watch: r.bool()?,
-            },
+            SET_ACL => Request::SetAcl { path: r.string()?, acl: r.acls()?, version: r.i32()? },
+            GET_CHILDREN | GET_CHILDREN2 => Request::GetChildren { path: r.string()?, watch: r.bool()? },
             SYNC => Request::Sync { path: r.string()? },
-            CHECK => Request::Check {
-                path: r.string()?,
-                version: r.i32()?,
-            },
+            CHECK => Request::Check { path: r.string()?, version: r.i32()? },
             MULTI | MULTI_READ => {
                 let mut ops = Vec::new();
                 loop {
@@ -388,20 +346,14 @@ impl Request {
                         break;
                     }
                     match sub_op {
-                        CREATE | CREATE2 | CREATE_CONTAINER | CREATE_TTL | DELETE | SET_DATA
-                        | CHECK | GET_CHILDREN | GET_DATA => {
-                            ops.push((sub_op, Request::decode(sub_op, r)?))
-                        }
+                        CREATE | CREATE2 | CREATE_CONTAINER | CREATE_TTL | DELETE | SET_DATA | CHECK | GET_CHILDREN
+                        | GET_DATA => ops.push((sub_op, Request::decode(sub_op, r)?)),
                         other => return Err(DecodeError::UnknownOpcode(other)),
                     }
                 }
                 Request::Multi(ops)
             }
-            AUTH => Request::Auth {
-                auth_type: r.i32()?,
-                scheme: r.string()?,
-                auth: r.buffer()?,
-            },
+            AUTH => Request::Auth { auth_type: r.i32()?, scheme: r.string()?, auth: r.buffer()? },
             SET_WATCHES | SET_WATCHES2 => {
                 let mut sw = SetWatches {
                     relative_zxid: r.i64()?,
@@ -416,17 +368,9 @@ impl Request {
                 }
                 Request::SetWatches(sw)
             }
-            ADD_WATCH => Request::AddWatch {
-                path: r.string()?,
-                mode: r.i32()?,
-            },
-            CHECK_WATCHES | REMOVE_WATCHES => Request::Watches {
-                path: r.string()?,
-                watcher_type: r.i32()?,
-            },
-            GET_EPHEMERALS => Request::GetEphemerals {
-                prefix: r.string()?,
-            },
+            ADD_WATCH => Request::AddWatch { path: r.string()?, mode: r.i32()? },
+            CHECK_WATCHES | REMOVE_WATCHES => Request::Watches { path: r.string()?, watcher_type: r.i32()? },
+            GET_EPHEMERALS => Request::GetEphemerals { prefix: r.string()? },
             GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber { path: r.string()? },
             WHO_AM_I => Request::WhoAmI,
             CLOSE_SESSION => Request::CloseSession,
@@ -445,13 +389,7 @@ impl Request {
     /// Encodes the record for opcode `op` (the client side of [`Request::decode`]).
     pub fn encode(&self, op: i32, w: &mut Writer) {
         match self {
-            Request::Create {
-                path,
-                data,
-                acl,
-                flags,
-                ttl,
-            } => {
+            Request::Create { path, data, acl, flags, ttl } => {
                 w.string(path).buffer(data).acls(acl).i32(*flags);
                 if op == op::CREATE_TTL {
                     w.i64(*ttl);
@@ -468,11 +406,7 @@ impl Request {
             | Request::GetChildren { path, watch } => {
                 w.string(path).bool(*watch);
             }
-            Request::SetData {
-                path,
-                data,
-                version,
-            } => {
+            Request::SetData { path, data, version } => {
                 w.string(path).buffer(data).i32(*version);
             }
             Request::GetAcl { path }
@@ -494,18 +428,11 @@ impl Request {
                 }
                 write_multi_end(w);
             }
-            Request::Auth {
-                auth_type,
-                scheme,
-                auth,
-            } => {
+            Request::Auth { auth_type, scheme, auth } => {
                 w.i32(*auth_type).string(scheme).buffer(auth);
             }
             Request::SetWatches(sw) => {
-                w.i64(sw.relative_zxid)
-                    .strings(&sw.data)
-                    .strings(&sw.exist)
-                    .strings(&sw.child);
+                w.i64(sw.relative_zxid).strings(&sw.data).strings(&sw.exist).strings(&sw.child);
                 if op == op::SET_WATCHES2 {
                     w.strings(&sw.persistent).strings(&sw.persistent_recursive);
                 }
@@ -517,16 +444,8 @@ impl Request {
                 w.string(path).i32(*watcher_type);
             }
             Request::WhoAmI | Request::CloseSession | Request::Ping => {}
-            Request::Reconfig {
-                joining,
-                leaving,
-                new_members,
-                config_id,
-            } => {
-                w.string(joining)
-                    .string(leaving)
-                    .string(new_members)
-                    .i64(*config_id);
+            Request::Reconfig { joining, leaving, new_members, config_id } => {
+                w.string(joining).string(leaving).string(new_members).i64(*config_id);
             }
             Request::Sasl { token } => {
                 w.buffer(token);
@@ -613,11 +532,7 @@ impl Response {
                         DELETE | CHECK => Response::Empty,
                         other => Response::decode(other, r)?,
                     };
-                    results.push(MultiResult {
-                        op: sub_op,
-                        err,
-                        response,
-                    });
+                    results.push(MultiResult { op: sub_op, err, response });
                 }
                 Response::Multi(results)
             }
@@ -625,11 +540,7 @@ impl Response {
             GET_ALL_CHILDREN_NUMBER => Response::Count(r.i32()?),
             WHO_AM_I => {
                 let n = r.vec_len()?;
-                Response::ClientInfo(
-                    (0..n)
-                        .map(|_| Ok((r.string()?, r.string()?)))
-                        .collect::<Result<_, _>>()?,
-                )
+                Response::ClientInfo((0..n).map(|_| Ok((r.string()?, r.string()?))).collect::<Result<_, _>>()?)
             }
             _ => Response::Empty,
         })
@@ -705,20 +616,8 @@ mod tests {
                         ttl: -1,
                     },
                 ),
-                (
-                    op::CHECK,
-                    Request::Check {
-                        path: "/a".into(),
-                        version: 0,
-                    },
-                ),
-                (
-                    op::DELETE,
-                    Request::Delete {
-                        path: "/a".into(),
-                        version: -1,
-                    },
-                ),
+                (op::CHECK, Request::Check { path: "/a".into(), version: 0 }),
+                (op::DELETE, Request::Delete { path: "/a".into(), version: -1 }),
             ]),
         };
         let frame = p.encode();
