@@ -55,6 +55,13 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            // ZooKeeper creates its data directories at start-up; so does Paddock.
+            for dir in std::iter::once(&cfg.data_dir).chain(cfg.data_log_dir.as_ref()) {
+                if let Err(e) = std::fs::create_dir_all(dir) {
+                    eprintln!("paddock: cannot create {}: {e}", dir.display());
+                    return ExitCode::from(2);
+                }
+            }
             let all = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
             let cores = cores.or(cfg.cores).unwrap_or(all);
             match node::runtime::run(cfg, cores) {
