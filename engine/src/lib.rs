@@ -5,11 +5,17 @@
 //! deterministic, so every replica that applies the same sequence holds the same tree.
 
 pub mod acl;
+pub mod codec;
+pub mod log;
 pub mod path;
+pub mod purge;
 pub mod quota;
+pub mod recovery;
+pub mod snapshot;
 pub mod stat;
 pub mod tree;
 pub mod txn;
+pub mod wal;
 
 pub use acl::{perms, Acl, AclList, Id};
 pub use stat::{EphemeralKind, Stat, StatPersisted};

@@ -1,7 +1,7 @@
 //! The data tree: every znode in memory, keyed by path, with the indexes ZooKeeper keeps
 //! (ephemerals by session, containers, TTL nodes).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::acl::{self, Acl, AclList};
@@ -83,6 +83,8 @@ pub struct DataTree {
     acl_cache: HashMap<Vec<Acl>, AclList>,
     /// Paths that have a quota (a limits node), ZooKeeper's `pTrie`.
     quotas: BTreeSet<String>,
+    /// Live sessions and their negotiated timeouts: durable state, as in ZooKeeper's snapshots.
+    sessions: BTreeMap<i64, i32>,
     last_zxid: i64,
     data_size_bytes: u64,
 }
@@ -109,6 +111,7 @@ impl DataTree {
             ttls: BTreeSet::new(),
             acl_cache: HashMap::new(),
             quotas: BTreeSet::new(),
+            sessions: BTreeMap::new(),
             last_zxid: 0,
             data_size_bytes: 0,
         };
@@ -125,6 +128,8 @@ impl DataTree {
                 }
             }
         }
+        // ZooKeeper counts these paths in approximateDataSize too: a fresh server reports 44.
+        tree.data_size_bytes = tree.nodes.keys().map(|p| p.len() as u64).sum();
         // ZooKeeper sets the config node's ACL with version -1 when it adds it.
         let read_only = tree.intern_acl(acl::read_acl_unsafe());
         if let Some(config) = tree.nodes.get_mut(CONFIG_PATH) {
@@ -280,6 +285,94 @@ impl DataTree {
         self.write_quota_usage(target, &usage);
     }
 
+    /// Live sessions with their timeouts.
+    pub fn sessions(&self) -> &BTreeMap<i64, i32> {
+        &self.sessions
+    }
+
+    /// Every path, for a snapshot that walks the tree in chunks while it keeps changing.
+    pub fn paths(&self) -> Vec<Box<str>> {
+        self.nodes.keys().cloned().collect()
+    }
+
+    /// Rebuilds a tree from a snapshot's parts: children, indexes and quota usage are derived.
+    /// Nodes whose parent is missing (possible in a fuzzy snapshot until the log is replayed)
+    /// are kept and reported by [`DataTree::orphans`].
+    pub fn restore(nodes: Vec<(String, Node)>, sessions: BTreeMap<i64, i32>, last_zxid: i64) -> DataTree {
+        let mut tree = DataTree::new();
+        tree.sessions = sessions;
+        tree.last_zxid = last_zxid;
+        for (p, mut n) in nodes {
+            n.children.clear();
+            n.acl = tree.intern_acl(n.acl.to_vec());
+            tree.nodes.insert(p.into(), n);
+        }
+        let paths = tree.paths();
+        for p in &paths {
+            if &**p == "/" {
+                continue;
+            }
+            if let Some(parent) = tree.nodes.get_mut(path::parent(p)) {
+                parent.children.insert(path::name(p).into());
+            }
+        }
+        tree.data_size_bytes = 0;
+        for (p, n) in &tree.nodes {
+            tree.data_size_bytes += (p.len() + n.data.len()) as u64;
+            match EphemeralKind::of(n.stat.ephemeral_owner) {
+                EphemeralKind::Persistent => {}
+                EphemeralKind::Container => {
+                    tree.containers.insert(p.to_string());
+                }
+                EphemeralKind::Ttl(_) => {
+                    tree.ttls.insert(p.to_string());
+                }
+                EphemeralKind::Ephemeral(owner) => {
+                    tree.ephemerals.entry(owner).or_default().insert(p.to_string());
+                }
+            }
+            if let Some((target, true)) = quota::quota_target(path::parent(p), path::name(p)) {
+                tree.quotas.insert(target);
+            }
+        }
+        tree.recount_all_quotas();
+        tree
+    }
+
+    /// `setupQuota`: recounts every quota's usage from the tree itself.
+    pub fn recount_all_quotas(&mut self) {
+        let quotas: Vec<String> = self.quotas.iter().cloned().collect();
+        for q in quotas {
+            self.recount_quota(&q);
+        }
+    }
+
+    /// Nodes whose parent does not exist.
+    pub fn orphans(&self) -> Vec<String> {
+        self.nodes
+            .keys()
+            .filter(|p| &***p != "/" && !self.nodes.contains_key(path::parent(p)))
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    /// Removes orphans (deepest first), returning how many went.
+    pub fn prune_orphans(&mut self) -> usize {
+        let mut orphans = self.orphans();
+        orphans.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in &orphans {
+            if let Some(n) = self.nodes.remove(p.as_str()) {
+                self.data_size_bytes -= (p.len() + n.data.len()) as u64;
+            }
+            self.containers.remove(p);
+            self.ttls.remove(p);
+            for set in self.ephemerals.values_mut() {
+                set.remove(p);
+            }
+        }
+        orphans.len()
+    }
+
     /// Applies one txn. Deterministic: the same txns in the same order give the same tree.
     /// A txn that does not fit the tree (possible only on replay) reports ZooKeeper's error.
     pub fn apply(&mut self, hdr: &TxnHeader, txn: &Txn) -> ApplyResult {
@@ -301,8 +394,12 @@ impl DataTree {
     ) -> OpResult {
         let err = |code| OpResult { err: code, ..OpResult::default() };
         match txn {
-            Txn::CreateSession { .. } => OpResult::default(),
+            Txn::CreateSession { timeout_ms } => {
+                self.sessions.insert(hdr.session_id, *timeout_ms);
+                OpResult::default()
+            }
             Txn::CloseSession => {
+                self.sessions.remove(&hdr.session_id);
                 let paths: Vec<String> = self.ephemerals.remove(&hdr.session_id).into_iter().flatten().collect();
                 for p in paths {
                     // An ephemeral has no children, so deleting it cannot fail but for replay.
@@ -395,6 +492,12 @@ impl DataTree {
             return Err(code::NO_NODE);
         };
         if parent.children.contains(name) {
+            // Only replay over a fuzzy snapshot gets here (prep never makes such a txn): the node
+            // was captured, but the parent's counters may predate it.
+            if parent_cversion > parent.stat.cversion {
+                parent.stat.cversion = parent_cversion;
+                parent.stat.pzxid = hdr.zxid;
+            }
             return Err(code::NODE_EXISTS);
         }
         // Replay of a fuzzy snapshot may see this create twice: only move forward.
@@ -440,6 +543,12 @@ impl DataTree {
 
     fn delete_node(&mut self, path: &str, zxid: i64, triggers: &mut Vec<WatchTrigger>) -> Result<(), i32> {
         let Some(node) = self.nodes.remove(path) else {
+            // Replay over a fuzzy snapshot: the node is gone already, the parent may not know.
+            if let Some(parent) = self.nodes.get_mut(path::parent(path)) {
+                if zxid > parent.stat.pzxid {
+                    parent.stat.pzxid = zxid;
+                }
+            }
             return Err(code::NO_NODE);
         };
         debug_assert!(node.children.is_empty(), "deleted node {path} has children");
@@ -501,6 +610,7 @@ mod tests {
     fn fresh_tree_matches_zookeeper() {
         let t = DataTree::new();
         assert_eq!(t.node_count(), 4);
+        assert_eq!(t.approximate_data_size(), 44, "what a fresh ZooKeeper reports");
         assert_eq!(t.get("/").map(|n| n.client_stat().cversion), Some(-1));
         assert_eq!(t.get(ZOOKEEPER_PATH).map(|n| n.client_stat().cversion), Some(-2));
         assert_eq!(t.get(CONFIG_PATH).map(|n| n.stat.aversion), Some(-1));
@@ -569,6 +679,7 @@ mod tests {
         let r = t.apply(&hdr(1), &m);
         assert_eq!(r.multi.iter().map(|o| o.err).collect::<Vec<_>>(), vec![0, code::NO_NODE]);
         assert_eq!(t.node_count(), 4);
+        assert_eq!(t.approximate_data_size(), 44, "what a fresh ZooKeeper reports");
         assert_eq!(t.last_zxid(), 1);
     }
 }

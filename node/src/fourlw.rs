@@ -25,6 +25,7 @@ pub struct RuntimeInfo<'a> {
     pub per_core_connections: &'a [usize],
     pub uptime_ms: u64,
     pub config: &'a Config,
+    pub log: &'a crate::tree_core::LogStats,
 }
 
 fn zxid_hex(z: i64) -> String {
@@ -83,6 +84,17 @@ pub fn run(cmd: &str, server: &Server, rt: &RuntimeInfo) -> String {
             for (core, n) in rt.per_core_connections.iter().enumerate() {
                 kv(&format!("paddock_core_{core}_connections"), n.to_string());
             }
+            let log = rt.log;
+            kv("paddock_fsync_count", log.fsyncs.to_string());
+            kv("paddock_fsync_txns", log.txns.to_string());
+            let per = if log.fsyncs == 0 { 0.0 } else { log.txns as f64 / log.fsyncs as f64 };
+            kv("paddock_txns_per_fsync_avg", format!("{per:.2}"));
+            for (name, q) in [("p50", 0.5), ("p99", 0.99), ("p999", 0.999)] {
+                kv(&format!("paddock_fsync_latency_us_{name}"), log.fsync_latency_us.value_at_quantile(q).to_string());
+            }
+            kv("paddock_fsync_latency_us_max", log.fsync_latency_us.max().to_string());
+            kv("paddock_snapshot_count", log.snapshots.to_string());
+            kv("paddock_last_snapshot_zxid", zxid_hex(log.last_snapshot_zxid));
         }
         "cons" => {
             for (c, sid) in server.connections() {

@@ -21,8 +21,10 @@ use glommio::{LocalExecutorBuilder, Placement};
 use crate::config::Config;
 use crate::fourlw;
 use crate::outbox::Outbox;
+use crate::persist::{load_or_create_secret, remove_partial_snapshots, Dirs};
 use crate::proto::{ConnectRequest, DecodeError, Packet, Reader, ReplyHeader, Writer};
 use crate::server::{Action, ConnId, Server, ServerSettings};
+use crate::tree_core::{log_task, open_wal, purge_task, TreeCore};
 
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -31,10 +33,14 @@ pub enum RuntimeError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("cannot start executor for core {core}: {why}")]
     Executor { core: usize, why: String },
+    #[error("cannot prepare the data directories: {0}")]
+    Storage(std::io::Error),
+    #[error(transparent)]
+    Recovery(#[from] engine::recovery::RecoveryError),
 }
 
 /// Messages from a connection's core to core 0.
-enum ToTree {
+pub(crate) enum ToTree {
     Connect { conn: ConnId, remote: IpAddr, req: ConnectRequest },
     Request { conn: ConnId, packet: Packet },
     FourLetter { conn: ConnId, cmd: &'static str },
@@ -42,7 +48,7 @@ enum ToTree {
 }
 
 /// Messages from core 0 to a connection's core.
-enum FromTree {
+pub(crate) enum FromTree {
     Actions(Vec<Action>),
     Accepted { stream: AcceptedTcpStream, conn: ConnId, remote: IpAddr },
 }
@@ -61,12 +67,12 @@ const IO_MEMORY_BYTES: usize = 1 << 20;
 /// Bytes read from a socket at once.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
-fn wall_ms() -> i64 {
+pub(crate) fn wall_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Per-core state every core has.
-struct Local {
+pub(crate) struct Local {
     core: u32,
     conns: RefCell<HashMap<u64, Rc<Outbox<Out>>>>,
     to_tree: ToTreeLink,
@@ -90,7 +96,7 @@ impl Local {
         }
     }
 
-    fn deliver(&self, actions: Vec<Action>) {
+    pub(crate) fn deliver(&self, actions: Vec<Action>) {
         let conns = self.conns.borrow();
         for a in actions {
             match a {
@@ -106,104 +112,6 @@ impl Local {
                 }
             }
         }
-    }
-}
-
-/// Core 0's state: the protocol core and the routes back to every core.
-struct TreeCore {
-    server: Server,
-    started: Instant,
-    config: Rc<Config>,
-    local: Option<Rc<Local>>,
-    remote: Vec<Option<Rc<Outbox<FromTree>>>>,
-    per_core_connections: Vec<usize>,
-    per_ip_connections: HashMap<IpAddr, usize>,
-    next_conn_id: u64,
-}
-
-impl TreeCore {
-    fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
-    }
-
-    fn handle(&mut self, msg: ToTree) {
-        let mut out = Vec::new();
-        let (now, wall) = (self.now_ms(), wall_ms());
-        match msg {
-            ToTree::Connect { conn, remote, req } => self.server.connect(conn, remote, &req, now, wall, &mut out),
-            ToTree::Request { conn, packet } => self.server.request(conn, packet, now, wall, &mut out),
-            ToTree::FourLetter { conn, cmd } => {
-                let info = fourlw::RuntimeInfo {
-                    per_core_connections: &self.per_core_connections,
-                    uptime_ms: now,
-                    config: &self.config,
-                };
-                let text = fourlw::run(cmd, &self.server, &info);
-                out.push(Action::Send { conn, frame: text.into_bytes() });
-                out.push(Action::Close { conn });
-            }
-            ToTree::Closed { conn, remote } => {
-                self.server.disconnected(conn);
-                if let Some(n) = self.per_core_connections.get_mut(conn.core as usize) {
-                    *n = n.saturating_sub(1);
-                }
-                if let Some(n) = self.per_ip_connections.get_mut(&remote) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.per_ip_connections.remove(&remote);
-                    }
-                }
-            }
-        }
-        self.route(out);
-    }
-
-    fn tick(&mut self) {
-        let mut out = Vec::new();
-        self.server.tick(self.now_ms(), wall_ms(), &mut out);
-        self.route(out);
-    }
-
-    fn route(&self, actions: Vec<Action>) {
-        if actions.is_empty() {
-            return;
-        }
-        let mut by_core: Vec<Vec<Action>> = (0..self.remote.len()).map(|_| Vec::new()).collect();
-        for a in actions {
-            let core = match &a {
-                Action::Send { conn, .. } | Action::Close { conn } => conn.core as usize,
-            };
-            if let Some(v) = by_core.get_mut(core) {
-                v.push(a);
-            }
-        }
-        for (core, actions) in by_core.into_iter().enumerate() {
-            if actions.is_empty() {
-                continue;
-            }
-            if core == 0 {
-                if let Some(l) = &self.local {
-                    l.deliver(actions);
-                }
-            } else if let Some(Some(o)) = self.remote.get(core) {
-                o.push(FromTree::Actions(actions));
-            }
-        }
-    }
-
-    /// Admits a new connection and picks the core with the fewest (`maxClientCnxns` per address).
-    fn admit(&mut self, remote: IpAddr) -> Option<ConnId> {
-        let max = self.config.max_client_cnxns;
-        let count = self.per_ip_connections.entry(remote).or_insert(0);
-        if max > 0 && *count >= max {
-            tracing::warn!(%remote, max, "too many connections from this address");
-            return None;
-        }
-        *count += 1;
-        let core = (0..self.per_core_connections.len()).min_by_key(|&c| self.per_core_connections[c]).unwrap_or(0);
-        self.per_core_connections[core] += 1;
-        self.next_conn_id += 1;
-        Some(ConnId { core: core as u32, id: self.next_conn_id })
     }
 }
 
@@ -230,6 +138,20 @@ pub fn run(config: Config, cores: usize) -> Result<(), RuntimeError> {
         tracing::warn!("{w}");
     }
     let listener_fd = listener.into_raw_fd();
+    let dirs = Dirs::create(&config).map_err(RuntimeError::Storage)?;
+    remove_partial_snapshots(&dirs);
+    let secret = load_or_create_secret(&dirs).map_err(RuntimeError::Storage)?;
+    let started = Instant::now();
+    let recovered = engine::recovery::recover(&dirs.snapshots, &dirs.log)?;
+    tracing::info!(
+        zxid = format!("{:#x}", recovered.tree.last_zxid()),
+        znodes = recovered.tree.node_count(),
+        sessions = recovered.tree.sessions().len(),
+        replayed = recovered.replayed,
+        ms = started.elapsed().as_millis() as u64,
+        "recovered"
+    );
+    let mut recovered = Some(recovered);
     let config = Rc::new(config);
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
 
@@ -255,7 +177,8 @@ pub fn run(config: Config, cores: usize) -> Result<(), RuntimeError> {
         let handle = if core == 0 {
             let rxs = std::mem::take(&mut to_tree_rx);
             let txs = std::mem::take(&mut from_tree_tx);
-            builder.spawn(move || async move { core0_main(cfg, cores, listener_fd, rxs, txs).await })
+            let boot = Boot { recovered: recovered.take(), dirs: dirs.clone(), secret };
+            builder.spawn(move || async move { core0_main(cfg, cores, listener_fd, rxs, txs, boot).await })
         } else {
             let tx = to_tree_tx[core].take();
             let rx = from_tree_rx[core].take();
@@ -273,7 +196,14 @@ pub fn run(config: Config, cores: usize) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-fn settings(config: &Config) -> ServerSettings {
+/// What core 0 starts from.
+struct Boot {
+    recovered: Option<engine::recovery::Recovered>,
+    dirs: Dirs,
+    secret: u64,
+}
+
+fn settings(config: &Config, secret: u64) -> ServerSettings {
     ServerSettings {
         tick_ms: config.tick_time_ms,
         min_session_timeout_ms: config.min_session_timeout(),
@@ -283,7 +213,7 @@ fn settings(config: &Config) -> ServerSettings {
         super_digest: config.super_digest.clone(),
         container_check_interval_ms: config.container_check_interval_ms,
         container_max_per_minute: config.container_max_per_minute,
-        secret: 0x005a_d0cc_u64 ^ ((std::process::id() as u64) << 20) ^ wall_ms() as u64,
+        secret,
     }
 }
 
@@ -293,18 +223,14 @@ async fn core0_main(
     listener_fd: i32,
     to_tree_rx: Vec<SharedReceiver<ToTree>>,
     from_tree_tx: Vec<SharedSender<FromTree>>,
+    boot: Boot,
 ) {
     let config = Rc::new(config);
-    let tree = Rc::new(RefCell::new(TreeCore {
-        server: Server::new(settings(&config), wall_ms()),
-        started: Instant::now(),
-        config: config.clone(),
-        local: None,
-        remote: (0..cores).map(|c| (c > 0).then(|| Rc::new(Outbox::default()))).collect(),
-        per_core_connections: vec![0; cores],
-        per_ip_connections: HashMap::new(),
-        next_conn_id: 0,
-    }));
+    let Some(recovered) = boot.recovered else { return };
+    let next_zxid = recovered.tree.last_zxid() + 1;
+    let wal = open_wal(&config, &boot.dirs, recovered.log_tail, next_zxid).await;
+    let server = Server::with_tree(settings(&config, boot.secret), recovered.tree, 0, wall_ms());
+    let tree = Rc::new(RefCell::new(TreeCore::new(server, config.clone(), cores)));
     let local = Rc::new(Local {
         core: 0,
         conns: RefCell::new(HashMap::new()),
@@ -312,6 +238,13 @@ async fn core0_main(
         config: config.clone(),
     });
     tree.borrow_mut().local = Some(local.clone());
+    glommio::spawn_local(log_task(tree.clone(), wal, boot.dirs.clone())).detach();
+    glommio::spawn_local(purge_task(
+        boot.dirs.clone(),
+        config.autopurge_purge_interval_hours,
+        config.autopurge_snap_retain_count,
+    ))
+    .detach();
 
     // Senders to every other core: each drains its outbox into the channel in batches.
     for (i, tx) in from_tree_tx.into_iter().enumerate() {

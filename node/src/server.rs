@@ -60,6 +60,24 @@ struct Conn {
     auth: Vec<Id>,
 }
 
+/// Txns applied to the tree and not yet handed to the log: framed records, ready to write.
+#[derive(Debug, Default)]
+struct PendingLog {
+    bytes: Vec<u8>,
+    /// (end offset in `bytes`, zxid) of each record.
+    records: Vec<(usize, i64)>,
+    scratch: Vec<u8>,
+}
+
+/// A group of log records to write in one go.
+#[derive(Debug)]
+pub struct LogBatch {
+    pub bytes: Vec<u8>,
+    pub first_zxid: i64,
+    pub last_zxid: i64,
+    pub count: usize,
+}
+
 /// Counters the four-letter words and metrics report.
 #[derive(Debug, Clone, Default)]
 pub struct Counters {
@@ -78,6 +96,7 @@ pub struct Server {
     next_session_id: i64,
     last_container_check_ms: u64,
     counters: Counters,
+    log: PendingLog,
 }
 
 fn frame(header: ReplyHeader, body: Option<&Response>) -> Vec<u8> {
@@ -92,18 +111,26 @@ fn frame(header: ReplyHeader, body: Option<&Response>) -> Vec<u8> {
 impl Server {
     /// A server over an empty tree; `wall_ms` seeds session ids as ZooKeeper seeds them.
     pub fn new(settings: ServerSettings, wall_ms: i64) -> Server {
-        Server::with_tree(settings, DataTree::new(), wall_ms)
+        Server::with_tree(settings, DataTree::new(), 0, wall_ms)
     }
 
-    /// A server over a tree recovered by the engine.
-    pub fn with_tree(settings: ServerSettings, tree: DataTree, wall_ms: i64) -> Server {
+    /// A server over a tree recovered by the engine; its sessions get a fresh timeout, as after a
+    /// ZooKeeper restart, and expire unless their clients come back.
+    pub fn with_tree(settings: ServerSettings, tree: DataTree, now_ms: u64, wall_ms: i64) -> Server {
         // SessionTrackerImpl.initializeNextSessionId with server id 0.
         let mut next_session_id = ((wall_ms as u64) << 24 >> 8) as i64;
+        if let Some(max) = tree.sessions().keys().max() {
+            next_session_id = next_session_id.max(max + 1);
+        }
         if next_session_id == engine::stat::CONTAINER_EPHEMERAL_OWNER || next_session_id == 0 {
             next_session_id += 1;
         }
+        let mut sessions = SessionTable::new(settings.tick_ms);
+        for (id, timeout_ms) in tree.sessions() {
+            sessions.add(*id, *timeout_ms, now_ms);
+        }
         Server {
-            sessions: SessionTable::new(settings.tick_ms),
+            sessions,
             settings,
             tree,
             watches: WatchTables::default(),
@@ -112,6 +139,7 @@ impl Server {
             next_session_id,
             last_container_check_ms: 0,
             counters: Counters::default(),
+            log: PendingLog::default(),
         }
     }
 
@@ -165,6 +193,11 @@ impl Server {
         let zxid = self.tree.last_zxid() + 1;
         let hdr = TxnHeader { session_id, cxid, zxid, time_ms: wall_ms };
         let result = self.tree.apply(&hdr, txn);
+        let log = &mut self.log;
+        log.scratch.clear();
+        engine::codec::encode_txn(&hdr, txn, &mut log.scratch);
+        engine::log::frame_record(zxid, &log.scratch, &mut log.bytes);
+        log.records.push((log.bytes.len(), zxid));
         let mut fired = Vec::new();
         for t in &result.triggers {
             self.watches.trigger(&t.path, t.kind, &mut fired);
@@ -184,6 +217,31 @@ impl Server {
             self.counters.packets_sent += 1;
             out.push(Action::Send { conn, frame: w.finish_frame() });
         }
+    }
+
+    /// Whether applied txns wait to be logged.
+    pub fn has_pending_log(&self) -> bool {
+        !self.log.records.is_empty()
+    }
+
+    /// Takes the oldest pending records, up to `max_bytes` (at least one record), to be written
+    /// as one batch: everything that arrived while the previous write was in flight.
+    pub fn take_log(&mut self, max_bytes: usize) -> Option<LogBatch> {
+        let log = &mut self.log;
+        let first_zxid = log.records.first()?.1;
+        let n = log.records.iter().take_while(|(end, _)| *end <= max_bytes).count().max(1);
+        let (end, last_zxid) = log.records[n - 1];
+        let bytes = if n == log.records.len() {
+            std::mem::take(&mut log.bytes)
+        } else {
+            let rest = log.bytes.split_off(end);
+            std::mem::replace(&mut log.bytes, rest)
+        };
+        log.records.drain(..n);
+        for r in log.records.iter_mut() {
+            r.0 -= end;
+        }
+        Some(LogBatch { bytes, first_zxid, last_zxid, count: n })
     }
 
     /// The handshake (`ZooKeeperServer.processConnectRequest`).

@@ -50,6 +50,7 @@ maxClientCnxns=0
 extendedTypesEnabled=true
 admin.enableServer=false
 znode.container.checkIntervalMs=500
+preAllocSize=4096
 """
 
 

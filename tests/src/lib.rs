@@ -61,7 +61,7 @@ pub fn test_config(dir: &Path, port: u16, extra: &str) -> String {
     format!(
         "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}/data\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
          maxClientCnxns=0\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\nadmin.enableServer=false\n\
-         znode.container.checkIntervalMs=500\n{extra}\n",
+         znode.container.checkIntervalMs=500\npreAllocSize=4096\n{extra}\n",
         dir.display()
     )
 }
