@@ -127,12 +127,32 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, RuntimeError> {
     Ok(s.into())
 }
 
+/// How long start-up waits for a port held by a process that just died.
+const BIND_RETRY: Duration = Duration::from_secs(3);
+
+/// Binds, waiting up to [`BIND_RETRY`] while the port is in use: after a crash the kernel
+/// releases the dead process's listening socket only once its io_uring (holding an accept) is
+/// torn down, a moment after the process is gone. A port that stays taken is still an error.
+fn bind_retrying(addr: SocketAddr) -> Result<std::net::TcpListener, RuntimeError> {
+    let deadline = Instant::now() + BIND_RETRY;
+    loop {
+        match bind(addr) {
+            Err(RuntimeError::Bind { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Runs the server on `cores` executors until the process ends.
 pub fn run(config: Config, cores: usize) -> Result<(), RuntimeError> {
     let cores = cores.max(1);
     let ip = config.client_port_address.unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let addr = SocketAddr::new(ip, config.client_port);
-    let listener = bind(addr)?;
+    let listener = bind_retrying(addr)?;
     tracing::info!(%addr, cores, "paddock listening");
     for w in &config.warnings {
         tracing::warn!("{w}");

@@ -242,17 +242,24 @@ pub(crate) async fn log_task(tree: Rc<RefCell<TreeCore>>, mut wal: Wal, dirs: Di
             if let Err(e) = wal.append(&batch.bytes, batch.first_zxid).await {
                 fatal("cannot write the transaction log", e);
             }
-            let mut t = tree.borrow_mut();
-            let stats = &mut t.log_stats;
-            stats.fsyncs += 1;
-            stats.txns += batch.count as u64;
-            let _ = stats.fsync_latency_us.record(started.elapsed().as_micros().max(1) as u64);
-            t.durable(batch.last_zxid);
-            t.txns_since_snapshot += batch.count as u64;
-            if t.txns_since_snapshot >= t.snapshot_threshold && !t.snapshot_running {
-                t.snapshot_running = true;
-                t.txns_since_snapshot = 0;
-                t.roll_snapshot_threshold();
+            let snapshot_due = {
+                let mut t = tree.borrow_mut();
+                let stats = &mut t.log_stats;
+                stats.fsyncs += 1;
+                stats.txns += batch.count as u64;
+                let _ = stats.fsync_latency_us.record(started.elapsed().as_micros().max(1) as u64);
+                t.durable(batch.last_zxid);
+                t.txns_since_snapshot += batch.count as u64;
+                let due = t.txns_since_snapshot >= t.snapshot_threshold && !t.snapshot_running;
+                if due {
+                    t.snapshot_running = true;
+                    t.txns_since_snapshot = 0;
+                    t.roll_snapshot_threshold();
+                }
+                due
+            };
+            // Spawned with no borrow held: the new task may run before this one resumes.
+            if snapshot_due {
                 glommio::spawn_local(snapshot_task(tree.clone(), dirs.clone())).detach();
             }
         }

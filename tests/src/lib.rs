@@ -48,6 +48,21 @@ pub enum Flavor {
     ZooKeeper,
 }
 
+/// Starts `paddock server` on `dir/zoo.cfg`, logging to `dir/server.log` (appending, so the
+/// log of every run of a restarted server is kept).
+fn spawn_paddock(dir: &Path, cores: usize) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("server.log")).expect("log file");
+    Command::new(paddock_bin())
+        .arg("server")
+        .arg("--cores")
+        .arg(cores.to_string())
+        .arg(dir.join("zoo.cfg"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn paddock")
+}
+
 /// A running server process with its own temp directory.
 pub struct ServerProcess {
     child: Child,
@@ -77,19 +92,32 @@ impl ServerProcess {
     pub fn paddock(cores: usize, extra: &str) -> ServerProcess {
         let dir = temp_dir("paddock");
         let port = free_port();
-        let cfg = dir.join("zoo.cfg");
-        std::fs::write(&cfg, test_config(&dir, port, extra)).expect("write zoo.cfg");
-        let log = std::fs::File::create(dir.join("server.log")).expect("log file");
-        let child = Command::new(paddock_bin())
+        std::fs::write(dir.join("zoo.cfg"), test_config(&dir, port, extra)).expect("write zoo.cfg");
+        let child = spawn_paddock(&dir, cores);
+        ServerProcess::ready(child, port, dir, Flavor::Paddock)
+    }
+
+    /// SIGKILLs the server and starts it again on the same directory and port.
+    pub fn restart(&mut self, cores: usize) {
+        self.kill();
+        self.child = spawn_paddock(&self.dir, cores);
+        self.wait_ready();
+    }
+
+    /// SIGKILLs the server and runs it again, expecting it to refuse to start: (exit code, log).
+    /// A server that does start is killed after 30 s, so the test fails instead of hanging.
+    pub fn restart_expecting_failure(&mut self) -> (Option<i32>, String) {
+        self.kill();
+        let out = Command::new("timeout")
+            .arg("30")
+            .arg(paddock_bin())
             .arg("server")
             .arg("--cores")
-            .arg(cores.to_string())
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn paddock");
-        ServerProcess::ready(child, port, dir, Flavor::Paddock)
+            .arg("1")
+            .arg(self.dir.join("zoo.cfg"))
+            .output()
+            .expect("run paddock");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
     /// Starts Apache ZooKeeper 3.8 through `scripts/zookeeper-run` with the same config.
@@ -113,9 +141,17 @@ impl ServerProcess {
     fn ready(child: Child, port: u16, dir: PathBuf, flavor: Flavor) -> ServerProcess {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let mut s = ServerProcess { child, addr, dir, flavor };
+        s.wait_ready();
+        s
+    }
+
+    /// Waits until the server serves sessions, or panics with its log.
+    fn wait_ready(&mut self) {
+        let addr = self.addr;
+        let child = &mut self.child;
         // ZooKeeper answers ruok before it serves sessions, so wait for a real handshake.
         let up = wait_until(Duration::from_secs(60), || {
-            if let Ok(Some(_)) = s.child.try_wait() {
+            if let Ok(Some(_)) = child.try_wait() {
                 return true;
             }
             // The probe closes its session, so tests start with no session but their own.
@@ -123,9 +159,8 @@ impl ServerProcess {
                 .and_then(|mut c| c.call(node::proto::op::CLOSE_SESSION, node::proto::Request::CloseSession))
                 .is_ok()
         });
-        let exited = s.child.try_wait().ok().flatten();
-        assert!(up && exited.is_none(), "{flavor:?} did not start (exit {exited:?}); log:\n{}", s.log());
-        s
+        let exited = self.child.try_wait().ok().flatten();
+        assert!(up && exited.is_none(), "{:?} did not start (exit {exited:?}); log:\n{}", self.flavor, self.log());
     }
 
     /// The server's log so far.
