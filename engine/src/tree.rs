@@ -54,6 +54,9 @@ pub enum TriggerKind {
 pub struct WatchTrigger {
     pub path: String,
     pub kind: TriggerKind,
+    /// The ACL of the node the event is about, at the time of the change: ZooKeeper only
+    /// delivers the event to watchers that may READ it.
+    pub acl: AclList,
 }
 
 /// The outcome of one operation inside a txn.
@@ -436,8 +439,9 @@ impl DataTree {
                 n.stat.mzxid = hdr.zxid;
                 n.stat.version = *version;
                 let stat = n.client_stat();
+                let acl = n.acl.clone();
                 self.update_quota_usage(path, bytes_diff, 0);
-                triggers.push(WatchTrigger { path: path.clone(), kind: TriggerKind::DataChanged });
+                triggers.push(WatchTrigger { path: path.clone(), kind: TriggerKind::DataChanged, acl });
                 OpResult { err: 0, path: Some(path.clone()), stat: Some(stat) }
             }
             Txn::SetAcl { path, acl, version } => {
@@ -506,6 +510,8 @@ impl DataTree {
             parent.stat.pzxid = hdr.zxid;
         }
         parent.children.insert(name.into());
+        let parent_acl = parent.acl.clone();
+        let node_acl = acl.clone();
         let node = Node {
             data,
             acl,
@@ -536,8 +542,8 @@ impl DataTree {
         }
         let bytes = self.nodes.get(path).map_or(0, |n| n.data.len() as i64);
         self.update_quota_usage(path, bytes, 1);
-        triggers.push(WatchTrigger { path: path.to_string(), kind: TriggerKind::Created });
-        triggers.push(WatchTrigger { path: parent_path, kind: TriggerKind::ChildrenChanged });
+        triggers.push(WatchTrigger { path: path.to_string(), kind: TriggerKind::Created, acl: node_acl });
+        triggers.push(WatchTrigger { path: parent_path, kind: TriggerKind::ChildrenChanged, acl: parent_acl });
         Ok(stat)
     }
 
@@ -554,7 +560,9 @@ impl DataTree {
         debug_assert!(node.children.is_empty(), "deleted node {path} has children");
         self.data_size_bytes -= (path.len() + node.data.len()) as u64;
         let parent_path = path::parent(path).to_string();
+        let mut parent_acl = node.acl.clone();
         if let Some(parent) = self.nodes.get_mut(parent_path.as_str()) {
+            parent_acl = parent.acl.clone();
             parent.children.remove(path::name(path));
             // A replayed delete must not move pzxid back behind a later create.
             if zxid > parent.stat.pzxid {
@@ -582,8 +590,8 @@ impl DataTree {
             self.quotas.remove(&target);
         }
         self.update_quota_usage(path, -(node.data.len() as i64), -1);
-        triggers.push(WatchTrigger { path: path.to_string(), kind: TriggerKind::Deleted });
-        triggers.push(WatchTrigger { path: parent_path, kind: TriggerKind::ChildrenChanged });
+        triggers.push(WatchTrigger { path: path.to_string(), kind: TriggerKind::Deleted, acl: node.acl.clone() });
+        triggers.push(WatchTrigger { path: parent_path, kind: TriggerKind::ChildrenChanged, acl: parent_acl });
         Ok(())
     }
 }

@@ -217,12 +217,13 @@ impl<'a> Prep<'a> {
         Ok(Txn::Create { path, data: data.to_vec(), acl, ephemeral_owner, parent_cversion })
     }
 
+    /// `getParentPathAndValidate`: no path validation beyond a slash and no NUL, so `/a/` and
+    /// `/a//b` fail with NoNode on their raw "parent", as in ZooKeeper.
     fn delete(&mut self, p: &str, version: i32, container: bool) -> Result<Txn, i32> {
-        validate(p)?;
-        if matches!(p, "/" | ZOOKEEPER_PATH | QUOTA_PATH | CONFIG_PATH) {
+        if p.contains('\0') || matches!(p, "/" | ZOOKEEPER_PATH | QUOTA_PATH | CONFIG_PATH) {
             return Err(code::BAD_ARGUMENTS);
         }
-        let parent_path = path::parent(p).to_string();
+        let parent_path = raw_parent(p).ok_or(code::BAD_ARGUMENTS)?.to_string();
         let mut parent = self.record(&parent_path)?;
         if !container {
             auth::check(&parent.acl, perms::DELETE, self.ctx.auth)?;

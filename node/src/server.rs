@@ -200,7 +200,24 @@ impl Server {
         log.records.push((log.bytes.len(), zxid));
         let mut fired = Vec::new();
         for t in &result.triggers {
+            let before = fired.len();
             self.watches.trigger(&t.path, t.kind, &mut fired);
+            // ZooKeeper 3.8 delivers an event only to watchers that may READ the node it is about
+            // (the watch is used up all the same).
+            let conns = &self.conns;
+            let session_conn = &self.session_conn;
+            let mut i = before;
+            while i < fired.len() {
+                let may_read = session_conn
+                    .get(&fired[i].session_id)
+                    .and_then(|c| conns.get(c))
+                    .is_some_and(|c| auth::check(&t.acl, perms::READ, &c.auth).is_ok());
+                if may_read {
+                    i += 1;
+                } else {
+                    fired.swap_remove(i);
+                }
+            }
         }
         self.deliver(fired, out);
         (zxid, result)
@@ -271,6 +288,14 @@ impl Server {
             sid
         } else {
             let sid = req.session_id;
+            // ZooKeeper closes the session's current connection before it checks the password.
+            if let Some(old) = self.session_conn.remove(&sid) {
+                if old != conn {
+                    self.conns.remove(&old);
+                    self.watches.remove_session(sid);
+                    out.push(Action::Close { conn: old });
+                }
+            }
             if self.sessions.get(sid).is_none() || req.password != self.password(sid) {
                 let expired = ConnectResponse {
                     protocol_version: 0,
@@ -428,9 +453,9 @@ impl Server {
                 return;
             }
             Request::Sasl { .. } => {
-                let h = ReplyHeader { xid, zxid: 0, err: code::AUTH_FAILED };
-                self.send(out, conn, h, None);
-                out.push(Action::Close { conn });
+                // No SASL configured: ZooKeeper answers OK with a null token (a -1 length).
+                let h = ReplyHeader { xid, zxid: 0, err: 0 };
+                self.send(out, conn, h, Some(&Response::Code(-1)));
                 return;
             }
             Request::SetWatches(sw) => {
@@ -445,28 +470,26 @@ impl Server {
             }
             Request::Multi(ref ops) if packet.op == op::MULTI_READ => {
                 if ops.iter().any(|(o, _)| !matches!(*o, op::GET_DATA | op::GET_CHILDREN)) {
-                    out.push(Action::Close { conn });
-                    return;
+                    // Mixing writes into a multiRead does not decode in ZooKeeper.
+                    (code::MARSHALLING_ERROR, None)
+                } else {
+                    let ids = self.conns.get(&conn).map(|c| c.auth.clone()).unwrap_or_default();
+                    let results = ops.iter().map(|(o, r)| self.multi_read_op(session_id, &ids, *o, r)).collect();
+                    ok(Response::Multi(results))
                 }
-                let ids = self.conns.get(&conn).map(|c| c.auth.clone()).unwrap_or_default();
-                let results = ops
-                    .iter()
-                    .map(|(o, r)| match self.read(session_id, &ids, *o, r) {
-                        Ok(response) => MultiResult { op: *o, err: 0, response },
-                        Err(err) => MultiResult { op: op::ERROR, err, response: Response::Empty },
-                    })
-                    .collect();
-                ok(Response::Multi(results))
             }
             ref req if req.is_write(packet.op) => {
-                if let Request::Multi(ops) = req {
-                    if ops.iter().any(|(o, _)| matches!(*o, op::GET_DATA | op::GET_CHILDREN)) {
-                        out.push(Action::Close { conn });
-                        return;
-                    }
-                }
+                let mixed = matches!(req, Request::Multi(ops) if ops.iter().any(|(o, _)| matches!(*o, op::GET_DATA | op::GET_CHILDREN)));
                 let ids = self.conns.get(&conn).map(|c| c.auth.clone()).unwrap_or_default();
-                let txn = self.prepare(session_id, &ids, packet.op, req, wall_ms);
+                let txn = if mixed {
+                    // A multi mixing reads into writes does not decode; it still takes a zxid.
+                    Txn::Error { err: code::MARSHALLING_ERROR }
+                } else if packet.op == op::DELETE_CONTAINER {
+                    // The container check's own opcode: ZooKeeper refuses it from clients.
+                    Txn::Error { err: code::BAD_ARGUMENTS }
+                } else {
+                    self.prepare(session_id, &ids, packet.op, req, wall_ms)
+                };
                 let (zxid, result) = self.commit(session_id, xid, wall_ms, &txn, out);
                 let (err, body) = write_response(packet.op, req, &txn, &result);
                 self.send(out, conn, ReplyHeader { xid, zxid, err }, body.as_ref());
@@ -486,7 +509,28 @@ impl Server {
 
     /// Read requests (`FinalRequestProcessor`), with ZooKeeper's order of checks: existence, then
     /// ACL, then the watch is registered.
+    /// One op of a multiRead: ZooKeeper ignores its watch flag.
+    fn multi_read_op(&mut self, session_id: i64, ids: &[Id], opcode: i32, req: &Request) -> MultiResult {
+        let unwatched = match req {
+            Request::GetData { path, .. } => Request::GetData { path: path.clone(), watch: false },
+            Request::GetChildren { path, .. } => Request::GetChildren { path: path.clone(), watch: false },
+            other => other.clone(),
+        };
+        match self.read(session_id, ids, opcode, &unwatched) {
+            Ok(response) => MultiResult { op: opcode, err: 0, response },
+            Err(err) => MultiResult { op: op::ERROR, err, response: Response::Empty },
+        }
+    }
+
     fn read(&mut self, session_id: i64, ids: &[Id], opcode: i32, req: &Request) -> Result<Response, i32> {
+        // ZooKeeper's node map also holds the root under "", so reads of "" see the root.
+        let node_path = |p: &str| -> String {
+            if p.is_empty() {
+                "/".to_string()
+            } else {
+                p.to_string()
+            }
+        };
         match req {
             Request::Exists { path, watch } => {
                 if path.contains('\0') {
@@ -495,10 +539,10 @@ impl Server {
                 if *watch {
                     self.watches.add(Table::Data, path, session_id, WatchMode::Standard);
                 }
-                self.tree.get(path).map(|n| Response::Stat(n.client_stat())).ok_or(code::NO_NODE)
+                self.tree.get(&node_path(path)).map(|n| Response::Stat(n.client_stat())).ok_or(code::NO_NODE)
             }
             Request::GetData { path, watch } => {
-                let n = self.tree.get(path).ok_or(code::NO_NODE)?;
+                let n = self.tree.get(&node_path(path)).ok_or(code::NO_NODE)?;
                 auth::check(&n.acl, perms::READ, ids)?;
                 let rsp = Response::Data(n.data.clone(), n.client_stat());
                 if *watch {
@@ -507,7 +551,7 @@ impl Server {
                 Ok(rsp)
             }
             Request::GetChildren { path, watch } => {
-                let n = self.tree.get(path).ok_or(code::NO_NODE)?;
+                let n = self.tree.get(&node_path(path)).ok_or(code::NO_NODE)?;
                 auth::check(&n.acl, perms::READ, ids)?;
                 let children: Vec<String> = n.children.iter().map(|c| c.to_string()).collect();
                 let rsp = if opcode == op::GET_CHILDREN2 {
@@ -521,7 +565,7 @@ impl Server {
                 Ok(rsp)
             }
             Request::GetAcl { path } => {
-                let n = self.tree.get(path).ok_or(code::NO_NODE)?;
+                let n = self.tree.get(&node_path(path)).ok_or(code::NO_NODE)?;
                 auth::check(&n.acl, auth::GET_ACL_PERMS, ids)?;
                 let acl = if auth::check(&n.acl, perms::ADMIN, ids).is_ok() {
                     n.acl.to_vec()
@@ -532,9 +576,11 @@ impl Server {
             }
             Request::Sync { path } => Ok(Response::Path(path.clone())),
             Request::GetAllChildrenNumber { path } => {
-                let n = self.tree.get(path).ok_or(code::NO_NODE)?;
+                let n = self.tree.get(&node_path(path)).ok_or(code::NO_NODE)?;
                 auth::check(&n.acl, perms::READ, ids)?;
-                Ok(Response::Count(self.tree.all_children_number(path) as i32))
+                // ZooKeeper counts the keys below `path + "/"`: for "" that includes "/" itself.
+                let extra = usize::from(path.is_empty());
+                Ok(Response::Count((self.tree.all_children_number(&node_path(path)) + extra) as i32))
             }
             Request::GetEphemerals { prefix } => {
                 let all = prefix.trim().is_empty() || prefix.trim() == "/";
@@ -556,20 +602,19 @@ impl Server {
                     .collect(),
             )),
             Request::AddWatch { path, mode } => {
-                let recursive = *mode == crate::proto::add_watch_mode::PERSISTENT_RECURSIVE;
-                if recursive {
-                    self.watches.add(Table::Data, path, session_id, WatchMode::PersistentRecursive);
-                } else {
-                    self.watches.add(Table::Data, path, session_id, WatchMode::Persistent);
-                    self.watches.add(Table::Child, path, session_id, WatchMode::Persistent);
+                use crate::proto::add_watch_mode::{PERSISTENT, PERSISTENT_RECURSIVE};
+                if !matches!(*mode, PERSISTENT | PERSISTENT_RECURSIVE) {
+                    return Err(code::MARSHALLING_ERROR);
                 }
-                Ok(Response::Empty)
+                self.watches.add_persistent(path, session_id, *mode == PERSISTENT_RECURSIVE);
+                Ok(Response::Code(0))
             }
             Request::Watches { path, watcher_type } => {
+                let tables = WatchTables::tables_for(*watcher_type).ok_or(code::MARSHALLING_ERROR)?;
                 let present = if opcode == op::REMOVE_WATCHES {
-                    self.watches.remove(path, session_id, *watcher_type)
+                    self.watches.remove(path, session_id, tables)
                 } else {
-                    self.watches.contains(path, session_id, *watcher_type)
+                    self.watches.contains(path, session_id, tables)
                 };
                 if present {
                     Ok(Response::Empty)
@@ -607,11 +652,10 @@ impl Server {
             }
         }
         for p in &sw.persistent {
-            self.watches.add(Table::Data, p, session_id, WatchMode::Persistent);
-            self.watches.add(Table::Child, p, session_id, WatchMode::Persistent);
+            self.watches.add_persistent(p, session_id, false);
         }
         for p in &sw.persistent_recursive {
-            self.watches.add(Table::Data, p, session_id, WatchMode::PersistentRecursive);
+            self.watches.add_persistent(p, session_id, true);
         }
         self.deliver(fired, out);
     }

@@ -110,40 +110,46 @@ impl WatchTables {
         }
     }
 
-    fn matching(&self, t: Table, path: &str, session_id: i64, kind: i32) -> bool {
+    fn has(&self, t: Table, path: &str, session_id: i64) -> bool {
         let table = match t {
             Table::Data => &self.data,
             Table::Child => &self.child,
         };
-        table.get(path).and_then(|w| w.get(&session_id)).is_some_and(|mode| match kind {
-            watcher_type::PERSISTENT => *mode == WatchMode::Persistent,
-            watcher_type::PERSISTENT_RECURSIVE => *mode == WatchMode::PersistentRecursive,
-            _ => true,
-        })
+        table.get(path).is_some_and(|w| w.contains_key(&session_id))
     }
 
-    fn tables_for(kind: i32) -> &'static [Table] {
+    /// The tables a `WatcherType` of checkWatches/removeWatches covers; None for a type ZooKeeper
+    /// 3.8 cannot decode (it answers MarshallingError, including for the persistent types).
+    pub fn tables_for(kind: i32) -> Option<&'static [Table]> {
         match kind {
-            watcher_type::CHILDREN => &[Table::Child],
-            watcher_type::DATA | watcher_type::PERSISTENT_RECURSIVE => &[Table::Data],
-            _ => &[Table::Data, Table::Child],
+            watcher_type::CHILDREN => Some(&[Table::Child]),
+            watcher_type::DATA => Some(&[Table::Data]),
+            watcher_type::ANY => Some(&[Table::Data, Table::Child]),
+            _ => None,
         }
     }
 
-    /// checkWatches: whether the session has a watch of this `WatcherType` on the path.
-    pub fn contains(&self, path: &str, session_id: i64, kind: i32) -> bool {
-        Self::tables_for(kind).iter().any(|t| self.matching(*t, path, session_id, kind))
+    /// checkWatches: whether the session has a watch, of any mode, in these tables.
+    pub fn contains(&self, path: &str, session_id: i64, tables: &[Table]) -> bool {
+        tables.iter().any(|t| self.has(*t, path, session_id))
     }
 
-    /// removeWatches: removes the session's watches of this type on the path; false if none.
-    pub fn remove(&mut self, path: &str, session_id: i64, kind: i32) -> bool {
+    /// removeWatches: removes the session's watches in these tables; false if there were none.
+    pub fn remove(&mut self, path: &str, session_id: i64, tables: &[Table]) -> bool {
         let mut removed = false;
-        for t in Self::tables_for(kind) {
-            if self.matching(*t, path, session_id, kind) {
-                removed |= self.remove_entry(*t, path, session_id).is_some();
-            }
+        for t in tables {
+            removed |= self.remove_entry(*t, path, session_id).is_some();
         }
         removed
+    }
+
+    /// addWatch (and the persistent lists of setWatches2): ZooKeeper puts the watch in both
+    /// tables, where a recursive one never fires for child events but does replace a mode set
+    /// before on the same path.
+    pub fn add_persistent(&mut self, path: &str, session_id: i64, recursive: bool) {
+        let mode = if recursive { WatchMode::PersistentRecursive } else { WatchMode::Persistent };
+        self.add(Table::Data, path, session_id, mode);
+        self.add(Table::Child, path, session_id, mode);
     }
 
     /// Fires the watches a tree change triggers (`WatchManager.triggerWatch`), removing the
@@ -156,31 +162,41 @@ impl WatchTables {
             TriggerKind::ChildrenChanged => (event::NODE_CHILDREN_CHANGED, &[Table::Child]),
         };
         let mut notified: HashSet<i64> = HashSet::new();
+        let mut fire = |session: i64, out: &mut Vec<Fired>| {
+            if notified.insert(session) {
+                out.push(Fired { session_id: session, event_type, path: path.to_string() });
+            }
+        };
+        let child_event = kind == TriggerKind::ChildrenChanged;
         for &t in tables {
             let mut one_shot = Vec::new();
             if let Some(watchers) = self.table(t).get(path) {
                 for (&session, &mode) in watchers {
-                    if notified.insert(session) {
-                        out.push(Fired { session_id: session, event_type, path: path.to_string() });
-                    }
-                    if mode == WatchMode::Standard {
-                        one_shot.push(session);
+                    match mode {
+                        // Recursive watches see every change in their subtree but child changes.
+                        WatchMode::PersistentRecursive if child_event => {}
+                        WatchMode::Standard => {
+                            fire(session, out);
+                            one_shot.push(session);
+                        }
+                        _ => fire(session, out),
                     }
                 }
             }
             for s in one_shot {
                 self.remove_entry(t, path, s);
             }
-            // Recursive watches on ancestors see every change below them but child changes.
-            if t == Table::Data && self.recursive_count > 0 && kind != TriggerKind::ChildrenChanged {
+            if self.recursive_count > 0 && !child_event {
+                let table = match t {
+                    Table::Data => &self.data,
+                    Table::Child => &self.child,
+                };
                 let mut p = path;
                 while p != "/" {
                     p = path::parent(p);
-                    if let Some(watchers) = self.data.get(p) {
-                        for (&session, &mode) in watchers {
-                            if mode == WatchMode::PersistentRecursive && notified.insert(session) {
-                                out.push(Fired { session_id: session, event_type, path: path.to_string() });
-                            }
+                    for (&session, &mode) in table.get(p).into_iter().flatten() {
+                        if mode == WatchMode::PersistentRecursive {
+                            fire(session, out);
                         }
                     }
                 }
@@ -207,12 +223,12 @@ mod tests {
     #[test]
     fn recursive_sees_descendants_but_not_child_events() {
         let mut w = WatchTables::default();
-        w.add(Table::Data, "/a", 1, WatchMode::PersistentRecursive);
+        w.add_persistent("/a", 1, true);
         let mut out = Vec::new();
         w.trigger("/a/b/c", TriggerKind::Created, &mut out);
         w.trigger("/a/b", TriggerKind::ChildrenChanged, &mut out);
         assert_eq!(out, vec![Fired { session_id: 1, event_type: event::NODE_CREATED, path: "/a/b/c".into() }]);
-        assert_eq!(w.count(), 1);
+        assert_eq!(w.count(), 2, "one entry in each table");
     }
 
     #[test]

@@ -48,6 +48,40 @@ pub enum Flavor {
     ZooKeeper,
 }
 
+/// Whether the server at `addr` opens a session within a second; the session is closed again,
+/// so tests start with no session but their own. ZooKeeper accepts connections before it
+/// serves them, so a bounded handshake, not a connect, tells that it is ready.
+fn probe_session(addr: SocketAddr) -> bool {
+    use node::proto::{op, ConnectRequest, ConnectResponse, Packet, Reader, Request, Writer};
+    use std::io::{Read, Write};
+    let attempt = || -> std::io::Result<bool> {
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+        s.set_read_timeout(Some(Duration::from_secs(1)))?;
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 4000,
+            session_id: 0,
+            password: vec![0; 16],
+            read_only: Some(false),
+        };
+        let mut w = Writer::frame();
+        req.encode(&mut w);
+        s.write_all(&w.finish_frame())?;
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len)?;
+        let mut body = vec![0u8; i32::from_be_bytes(len).clamp(0, 1024) as usize];
+        s.read_exact(&mut body)?;
+        let ok = ConnectResponse::decode(&mut Reader::new(&body)).is_ok_and(|r| r.session_id != 0);
+        if ok {
+            s.write_all(&Packet { xid: 1, op: op::CLOSE_SESSION, request: Request::CloseSession }.encode())?;
+            s.read_exact(&mut len)?;
+        }
+        Ok(ok)
+    };
+    attempt().unwrap_or(false)
+}
+
 /// Starts `paddock server` on `dir/zoo.cfg`, logging to `dir/server.log` (appending, so the
 /// log of every run of a restarted server is kept).
 fn spawn_paddock(dir: &Path, cores: usize) -> Child {
@@ -154,10 +188,7 @@ impl ServerProcess {
             if let Ok(Some(_)) = child.try_wait() {
                 return true;
             }
-            // The probe closes its session, so tests start with no session but their own.
-            bench::client::Client::connect(addr, 4000)
-                .and_then(|mut c| c.call(node::proto::op::CLOSE_SESSION, node::proto::Request::CloseSession))
-                .is_ok()
+            probe_session(addr)
         });
         let exited = self.child.try_wait().ok().flatten();
         assert!(up && exited.is_none(), "{:?} did not start (exit {exited:?}); log:\n{}", self.flavor, self.log());

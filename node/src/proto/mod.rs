@@ -501,6 +501,8 @@ pub enum Response {
     Paths(Vec<String>),
     /// getAllChildrenNumber.
     Count(i32),
+    /// A bare int body: ZooKeeper's `ErrorResponse` record, which addWatch answers with 0.
+    Code(i32),
     /// whoAmI: (scheme, user) pairs.
     ClientInfo(Vec<(String, String)>),
 }
@@ -538,6 +540,7 @@ impl Response {
             }
             GET_EPHEMERALS => Response::Paths(r.strings()?),
             GET_ALL_CHILDREN_NUMBER => Response::Count(r.i32()?),
+            ADD_WATCH => Response::Code(r.i32()?),
             WHO_AM_I => {
                 let n = r.vec_len()?;
                 Response::ClientInfo((0..n).map(|_| Ok((r.string()?, r.string()?))).collect::<Result<_, _>>()?)
@@ -582,7 +585,7 @@ impl Response {
                 }
                 write_multi_end(w);
             }
-            Response::Count(n) => {
+            Response::Count(n) | Response::Code(n) => {
                 w.i32(*n);
             }
             Response::ClientInfo(infos) => {
