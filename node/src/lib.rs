@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod config;
 pub mod fourlw;
+pub mod http;
 pub mod outbox;
 pub mod persist;
 pub mod prep;

@@ -20,6 +20,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::Config;
 use crate::fourlw;
+use crate::http;
 use crate::outbox::Outbox;
 use crate::persist::{load_or_create_secret, remove_partial_snapshots, Dirs};
 use crate::proto::{ConnectRequest, DecodeError, Packet, Reader, ReplyHeader, Writer};
@@ -41,16 +42,31 @@ pub enum RuntimeError {
 
 /// Messages from a connection's core to core 0.
 pub(crate) enum ToTree {
-    Connect { conn: ConnId, remote: IpAddr, req: ConnectRequest },
-    Request { conn: ConnId, packet: Packet },
-    FourLetter { conn: ConnId, cmd: &'static str },
-    Closed { conn: ConnId, remote: IpAddr },
+    Connect {
+        conn: ConnId,
+        remote: SocketAddr,
+        req: ConnectRequest,
+    },
+    /// `received` is when its frame was read: latency counts from there, as ZooKeeper's does.
+    Request {
+        conn: ConnId,
+        packet: Packet,
+        received: Instant,
+    },
+    FourLetter {
+        conn: ConnId,
+        cmd: &'static str,
+    },
+    Closed {
+        conn: ConnId,
+        remote: IpAddr,
+    },
 }
 
 /// Messages from core 0 to a connection's core.
 pub(crate) enum FromTree {
     Actions(Vec<Action>),
-    Accepted { stream: AcceptedTcpStream, conn: ConnId, remote: IpAddr },
+    Accepted { stream: AcceptedTcpStream, conn: ConnId, remote: SocketAddr },
 }
 
 /// What a connection's writer is given.
@@ -116,7 +132,7 @@ impl Local {
 }
 
 /// Binds the client port without SO_REUSEPORT, so a port in use is an error, not a silent share.
-fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, RuntimeError> {
+pub(crate) fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, RuntimeError> {
     let err = |source| RuntimeError::Bind { addr, source };
     let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
     let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP)).map_err(err)?;
@@ -259,6 +275,20 @@ async fn core0_main(
     });
     tree.borrow_mut().local = Some(local.clone());
     glommio::spawn_local(log_task(tree.clone(), wal, boot.dirs.clone())).detach();
+    if config.admin_enable_server {
+        match format!("{}:{}", config.admin_server_address, config.admin_server_port).parse() {
+            Ok(addr) => {
+                glommio::spawn_local(http::serve("AdminServer", addr, tree.clone(), http::admin)).detach();
+            }
+            Err(_) => {
+                tracing::warn!(address = %config.admin_server_address, "admin.serverAddress is not an IP address; AdminServer not started")
+            }
+        }
+    }
+    if config.metrics_provider_class.as_deref().is_some_and(|c| c.ends_with("PrometheusMetricsProvider")) {
+        let addr = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), config.metrics_http_port);
+        glommio::spawn_local(http::serve("Prometheus metrics", addr, tree.clone(), http::metrics)).detach();
+    }
     glommio::spawn_local(purge_task(
         boot.dirs.clone(),
         config.autopurge_purge_interval_hours,
@@ -321,10 +351,10 @@ async fn core0_main(
             }
         };
         let remote = match stream.peer_addr() {
-            Ok(a) => a.ip(),
+            Ok(a) => a,
             Err(_) => continue,
         };
-        let admitted = tree.borrow_mut().admit(remote);
+        let admitted = tree.borrow_mut().admit(remote.ip());
         let Some(conn) = admitted else {
             drop(stream.bind_to_executor());
             continue;
@@ -359,7 +389,7 @@ async fn core_main(core: u32, config: Config, to_tree: SharedSender<ToTree>, fro
 }
 
 /// One client connection: a reader (this task) and a writer task, which share the socket.
-async fn serve(stream: TcpStream, conn: ConnId, remote: IpAddr, local: Rc<Local>) {
+async fn serve(stream: TcpStream, conn: ConnId, remote: SocketAddr, local: Rc<Local>) {
     debug_assert_eq!(conn.core, local.core);
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
@@ -373,7 +403,7 @@ async fn serve(stream: TcpStream, conn: ConnId, remote: IpAddr, local: Rc<Local>
     local.conns.borrow_mut().remove(&conn.id);
     outbox.close();
     writer_task.await;
-    local.to_tree(ToTree::Closed { conn, remote }).await;
+    local.to_tree(ToTree::Closed { conn, remote: remote.ip() }).await;
 }
 
 async fn write_loop(mut writer: futures_lite::io::WriteHalf<TcpStream>, outbox: Rc<Outbox<Out>>, fd: i32) {
@@ -407,7 +437,7 @@ async fn write_loop(mut writer: futures_lite::io::WriteHalf<TcpStream>, outbox: 
 async fn read_loop(
     reader: &mut futures_lite::io::ReadHalf<TcpStream>,
     conn: ConnId,
-    remote: IpAddr,
+    remote: SocketAddr,
     local: &Local,
     outbox: &Outbox<Out>,
 ) -> Result<(), &'static str> {
@@ -432,7 +462,7 @@ async fn read_loop(
                     } else if local.config.four_letter_allowed(cmd) {
                         local.to_tree(ToTree::FourLetter { conn, cmd }).await;
                     } else {
-                        let text = format!("{cmd} is not executed because it is not in the whitelist.\n");
+                        let text = fourlw::not_whitelisted(cmd);
                         outbox.push(Out::Bytes(text.into_bytes()));
                         outbox.push(Out::Close);
                     }
@@ -458,7 +488,7 @@ async fn read_loop(
                 local.to_tree(ToTree::Connect { conn, remote, req }).await;
             } else {
                 match Packet::decode(frame) {
-                    Ok(packet) => local.to_tree(ToTree::Request { conn, packet }).await,
+                    Ok(packet) => local.to_tree(ToTree::Request { conn, packet, received: Instant::now() }).await,
                     Err(DecodeError::UnknownOpcode(_)) if frame.len() >= 8 => {
                         // UnimplementedRequestProcessor: answer Unimplemented, then close.
                         let xid = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);

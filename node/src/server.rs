@@ -7,7 +7,7 @@
 //! order requests arrived, which is what makes ZooKeeper's ordering guarantees hold.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use engine::stat::EphemeralKind;
 use engine::{code, perms, DataTree, Id, OpResult, Txn, TxnHeader};
@@ -58,6 +58,54 @@ pub struct ServerSettings {
 struct Conn {
     session_id: i64,
     auth: Vec<Id>,
+    stats: ConnStats,
+}
+
+/// What `cons` and `stat` show of a connection, ZooKeeper's per-connection counters.
+#[derive(Debug, Clone)]
+pub struct ConnStats {
+    pub remote: SocketAddr,
+    pub session_id: i64,
+    pub timeout_ms: i32,
+    pub established_ms: i64,
+    pub received: u64,
+    pub sent: u64,
+    /// ZooKeeper's four-letter abbreviation of the last request (`lop`).
+    pub last_op: &'static str,
+    pub last_cxid: i32,
+    pub last_zxid: i64,
+    pub last_response_ms: i64,
+}
+
+/// The abbreviations ZooKeeper's `cons` prints for the last operation of a connection.
+fn op_abbreviation(opcode: i32) -> &'static str {
+    match opcode {
+        op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => "CREA",
+        op::DELETE | op::DELETE_CONTAINER => "DELE",
+        op::EXISTS => "EXIS",
+        op::GET_DATA => "GETD",
+        op::SET_DATA => "SETD",
+        op::GET_ACL => "GETA",
+        op::SET_ACL => "SETA",
+        op::GET_CHILDREN | op::GET_CHILDREN2 => "GETC",
+        op::SYNC => "SYNC",
+        op::PING => "PING",
+        op::CHECK => "CHEC",
+        op::MULTI => "MULT",
+        op::MULTI_READ => "MLTR",
+        op::SET_WATCHES | op::SET_WATCHES2 => "SETW",
+        op::ADD_WATCH => "ADDW",
+        op::CHECK_WATCHES => "CHKW",
+        op::REMOVE_WATCHES => "REMW",
+        op::GET_EPHEMERALS => "GETE",
+        op::GET_ALL_CHILDREN_NUMBER => "GETACN",
+        op::WHO_AM_I => "HOMI",
+        op::CLOSE_SESSION => "CLOS",
+        op::AUTH => "AUTH",
+        op::RECONFIG => "RECO",
+        op::SASL => "SASL",
+        _ => "NA",
+    }
 }
 
 /// Txns applied to the tree and not yet handed to the log: framed records, ready to write.
@@ -164,9 +212,24 @@ impl Server {
         self.sessions.len()
     }
 
-    /// Connections past the handshake, with their session.
-    pub fn connections(&self) -> impl Iterator<Item = (ConnId, i64)> + '_ {
-        self.conns.iter().map(|(c, s)| (*c, s.session_id))
+    /// Connections past the handshake, with their counters, in connection order.
+    pub fn connections(&self) -> Vec<(ConnId, &ConnStats)> {
+        let mut v: Vec<(ConnId, &ConnStats)> = self.conns.iter().map(|(c, s)| (*c, &s.stats)).collect();
+        v.sort_by_key(|(c, _)| *c);
+        v
+    }
+
+    /// `crst`: zeroes every connection's counters.
+    pub fn reset_connection_stats(&mut self) {
+        for c in self.conns.values_mut() {
+            c.stats.received = 0;
+            c.stats.sent = 0;
+        }
+    }
+
+    /// `srst`: zeroes the server's packet counters.
+    pub fn reset_counters(&mut self) {
+        self.counters = Counters::default();
     }
 
     fn password(&self, session_id: i64) -> Vec<u8> {
@@ -178,6 +241,10 @@ impl Server {
 
     fn send(&mut self, out: &mut Vec<Action>, conn: ConnId, header: ReplyHeader, body: Option<&Response>) {
         self.counters.packets_sent += 1;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.sent += 1;
+            c.stats.last_zxid = header.zxid;
+        }
         out.push(Action::Send { conn, frame: frame(header, body) });
     }
 
@@ -232,6 +299,9 @@ impl Server {
             ReplyHeader { xid: crate::proto::xid::NOTIFICATION, zxid: -1, err: 0 }.encode(&mut w);
             WatcherEvent { event_type: f.event_type, state: event::STATE_SYNC_CONNECTED, path: f.path }.encode(&mut w);
             self.counters.packets_sent += 1;
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.stats.sent += 1;
+            }
             out.push(Action::Send { conn, frame: w.finish_frame() });
         }
     }
@@ -265,7 +335,7 @@ impl Server {
     pub fn connect(
         &mut self,
         conn: ConnId,
-        remote: IpAddr,
+        remote: SocketAddr,
         req: &ConnectRequest,
         now_ms: u64,
         wall_ms: i64,
@@ -321,7 +391,19 @@ impl Server {
                 out.push(Action::Close { conn: old });
             }
         }
-        self.conns.insert(conn, Conn { session_id, auth: vec![Id::new("ip", &remote.to_string())] });
+        let stats = ConnStats {
+            remote,
+            session_id,
+            timeout_ms,
+            established_ms: wall_ms,
+            received: 1,
+            sent: 0,
+            last_op: "SESS",
+            last_cxid: 0,
+            last_zxid: self.tree.last_zxid(),
+            last_response_ms: wall_ms,
+        };
+        self.conns.insert(conn, Conn { session_id, auth: vec![Id::new("ip", &remote.ip().to_string())], stats });
         let rsp = ConnectResponse {
             protocol_version: 0,
             timeout_ms,
@@ -414,9 +496,13 @@ impl Server {
     /// One request of an established connection.
     pub fn request(&mut self, conn: ConnId, packet: Packet, now_ms: u64, wall_ms: i64, out: &mut Vec<Action>) {
         self.counters.packets_received += 1;
-        let Some(c) = self.conns.get(&conn) else {
+        let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        c.stats.received += 1;
+        c.stats.last_op = op_abbreviation(packet.op);
+        c.stats.last_cxid = packet.xid;
+        c.stats.last_response_ms = wall_ms;
         let session_id = c.session_id;
         let xid = packet.xid;
         if !self.sessions.touch(session_id, now_ms) {

@@ -50,6 +50,43 @@ impl Default for LogStats {
     }
 }
 
+/// Request latency as ZooKeeper's `ServerStats` reports it (kept in microseconds, shown in ms).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Latency {
+    pub count: u64,
+    pub total_us: u64,
+    pub min_us: u64,
+    pub max_us: u64,
+}
+
+impl Latency {
+    fn record(&mut self, us: u64) {
+        self.min_us = if self.count == 0 { us } else { self.min_us.min(us) };
+        self.max_us = self.max_us.max(us);
+        self.total_us += us;
+        self.count += 1;
+    }
+
+    pub fn min_ms(&self) -> u64 {
+        self.min_us / 1000
+    }
+
+    pub fn max_ms(&self) -> u64 {
+        self.max_us / 1000
+    }
+
+    pub fn avg_ms(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.total_us as f64 / self.count as f64 / 1000.0
+        }
+    }
+}
+
+/// Which request, received when, a held batch of frames answers: for latency.
+type Origin = Option<(ConnId, Instant)>;
+
 /// Core 0's state.
 pub(crate) struct TreeCore {
     pub(crate) server: Server,
@@ -62,8 +99,10 @@ pub(crate) struct TreeCore {
     next_conn_id: u64,
     /// The log is durable up to here.
     durable_zxid: i64,
-    /// Frames waiting for the log, with the zxid they need.
-    held: VecDeque<(i64, Vec<Action>)>,
+    /// Frames waiting for the log, with the zxid they need and the request they answer.
+    held: VecDeque<(i64, Vec<Action>, Origin)>,
+    pub(crate) latency: Latency,
+    pub(crate) conn_latency: HashMap<ConnId, Latency>,
     /// Wakes the log task.
     log_signal: Rc<Outbox<()>>,
     pub(crate) log_stats: LogStats,
@@ -86,6 +125,8 @@ impl TreeCore {
             next_conn_id: 0,
             durable_zxid,
             held: VecDeque::new(),
+            latency: Latency::default(),
+            conn_latency: HashMap::new(),
             log_signal: Rc::new(Outbox::default()),
             log_stats: LogStats::default(),
             txns_since_snapshot: 0,
@@ -111,9 +152,13 @@ impl TreeCore {
     pub(crate) fn handle(&mut self, msg: ToTree) {
         let mut out = Vec::new();
         let (now, wall) = (self.now_ms(), wall_ms());
+        let mut origin = None;
         match msg {
             ToTree::Connect { conn, remote, req } => self.server.connect(conn, remote, &req, now, wall, &mut out),
-            ToTree::Request { conn, packet } => self.server.request(conn, packet, now, wall, &mut out),
+            ToTree::Request { conn, packet, received } => {
+                origin = Some((conn, received));
+                self.server.request(conn, packet, now, wall, &mut out)
+            }
             ToTree::FourLetter { conn, cmd } => {
                 let text = self.four_letter(cmd);
                 // Four-letter words carry no data a crash could take back: no need to hold them.
@@ -122,6 +167,7 @@ impl TreeCore {
             }
             ToTree::Closed { conn, remote } => {
                 self.server.disconnected(conn);
+                self.conn_latency.remove(&conn);
                 if let Some(n) = self.per_core_connections.get_mut(conn.core as usize) {
                     *n = n.saturating_sub(1);
                 }
@@ -133,27 +179,51 @@ impl TreeCore {
                 }
             }
         }
-        self.route(out);
+        self.route(out, origin);
     }
 
-    fn four_letter(&self, cmd: &str) -> String {
-        let info = fourlw::RuntimeInfo {
+    /// What the runtime knows that the protocol core does not, for reports.
+    pub(crate) fn info(&self) -> fourlw::RuntimeInfo<'_> {
+        fourlw::RuntimeInfo {
             per_core_connections: &self.per_core_connections,
             uptime_ms: self.now_ms(),
             config: &self.config,
             log: &self.log_stats,
-        };
-        fourlw::run(cmd, &self.server, &info)
+            latency: &self.latency,
+            conn_latency: &self.conn_latency,
+            outstanding: self.held.len(),
+        }
+    }
+
+    /// `srst`: zeroes latency and packet counters.
+    pub(crate) fn reset_server_stats(&mut self) {
+        self.latency = Latency::default();
+        self.server.reset_counters();
+    }
+
+    /// `crst`: zeroes every connection's counters.
+    pub(crate) fn reset_connection_stats(&mut self) {
+        self.conn_latency.clear();
+        self.server.reset_connection_stats();
+    }
+
+    fn four_letter(&mut self, cmd: &str) -> String {
+        match cmd {
+            "srst" => self.reset_server_stats(),
+            "crst" => self.reset_connection_stats(),
+            _ => {}
+        }
+        fourlw::run(cmd, &self.server, &self.info())
     }
 
     pub(crate) fn tick(&mut self) {
         let mut out = Vec::new();
         self.server.tick(self.now_ms(), wall_ms(), &mut out);
-        self.route(out);
+        self.route(out, None);
     }
 
     /// Holds actions until the log is durable past every txn applied so far.
-    fn route(&mut self, actions: Vec<Action>) {
+    fn route(&mut self, actions: Vec<Action>, origin: Origin) {
         if self.server.has_pending_log() {
             self.log_signal.push(());
         }
@@ -162,9 +232,18 @@ impl TreeCore {
         }
         let needed = self.server.tree().last_zxid();
         if needed <= self.durable_zxid && self.held.is_empty() {
+            self.answered(origin);
             self.send_now(actions);
         } else {
-            self.held.push_back((needed, actions));
+            self.held.push_back((needed, actions, origin));
+        }
+    }
+
+    fn answered(&mut self, origin: Origin) {
+        if let Some((conn, received)) = origin {
+            let us = received.elapsed().as_micros() as u64;
+            self.latency.record(us);
+            self.conn_latency.entry(conn).or_default().record(us);
         }
     }
 
@@ -172,8 +251,9 @@ impl TreeCore {
     fn durable(&mut self, zxid: i64) {
         debug_assert!(zxid >= self.durable_zxid, "durability went back");
         self.durable_zxid = zxid;
-        while self.held.front().is_some_and(|(needed, _)| *needed <= zxid) {
-            if let Some((_, actions)) = self.held.pop_front() {
+        while self.held.front().is_some_and(|(needed, _, _)| *needed <= zxid) {
+            if let Some((_, actions, origin)) = self.held.pop_front() {
+                self.answered(origin);
                 self.send_now(actions);
             }
         }
