@@ -355,6 +355,7 @@ impl Server {
             self.next_session_id += 1;
             self.commit(sid, 0, wall_ms, &Txn::CreateSession { timeout_ms }, out);
             self.sessions.add(sid, timeout_ms, now_ms);
+            tracing::debug!(session = format!("{sid:#x}"), timeout_ms, %remote, "session established");
             sid
         } else {
             let sid = req.session_id;
@@ -441,6 +442,8 @@ impl Server {
     /// Expires sessions whose time has passed and runs the container/TTL check when due.
     pub fn tick(&mut self, now_ms: u64, wall_ms: i64, out: &mut Vec<Action>) {
         for sid in self.sessions.expired(now_ms) {
+            let timeout_ms = self.sessions.get(sid).map_or(0, |s| s.timeout_ms);
+            tracing::info!(session = format!("{sid:#x}"), timeout_ms, "session expired");
             let conn = self.session_conn.get(&sid).copied();
             self.end_session(sid, 0, wall_ms, out);
             if let Some(conn) = conn {
@@ -549,6 +552,7 @@ impl Server {
                 (0, None)
             }
             Request::CloseSession => {
+                tracing::debug!(session = format!("{session_id:#x}"), "session closed by its client");
                 let zxid = self.end_session(session_id, xid, wall_ms, out);
                 self.send(out, conn, ReplyHeader { xid, zxid, err: 0 }, None);
                 out.push(Action::Close { conn });
