@@ -52,6 +52,15 @@ pub fn parent(path: &str) -> &str {
     }
 }
 
+/// Parent and last component with one search (`/a/b` → (`/a`, `b`)), for hot loops.
+pub fn split(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(0) => ("/", &path[1..]),
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => ("/", path),
+    }
+}
+
 /// The last component of a path (`/a/b` → `b`).
 pub fn name(path: &str) -> &str {
     match path.rfind('/') {
@@ -92,6 +101,8 @@ mod tests {
         assert_eq!(parent("/a"), "/");
         assert_eq!(parent("/a/b"), "/a");
         assert_eq!(name("/a/b"), "b");
+        assert_eq!(split("/a/b"), ("/a", "b"));
+        assert_eq!(split("/a"), ("/", "a"));
         assert_eq!(join("/", "a"), "/a");
         assert_eq!(join("/a", "b"), "/a/b");
     }

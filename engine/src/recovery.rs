@@ -59,10 +59,10 @@ pub fn recover(snap_dir: &Path, log_dir: &Path) -> Result<Recovered, RecoveryErr
     let mut tree = None;
     let mut damaged = Vec::new();
     for (zxid, path) in &snapshots {
-        match snapshot::load(path) {
-            Ok(s) => {
-                tracing::info!(snapshot = %path.display(), zxid = format!("{zxid:#x}"), nodes = s.nodes.len(), "loaded snapshot");
-                tree = Some((DataTree::restore(s.nodes, s.sessions, s.zxid), Some(s.zxid)));
+        match snapshot::load_tree(path) {
+            Ok((t, z)) => {
+                tracing::info!(snapshot = %path.display(), zxid = format!("{zxid:#x}"), nodes = t.node_count(), "loaded snapshot");
+                tree = Some((t, Some(z)));
                 break;
             }
             Err(e) => {

@@ -172,6 +172,36 @@ pub struct LoadedSnapshot {
 
 /// Checks and decodes snapshot bytes (`name` is used in errors).
 pub fn decode(bytes: &[u8], name: &str) -> Result<LoadedSnapshot, SnapshotError> {
+    let mut nodes = Vec::new();
+    let head = decode_with(bytes, name, |p, n| nodes.push((p, n)))?;
+    Ok(LoadedSnapshot { zxid: head.zxid, time_ms: head.time_ms, nodes, sessions: head.sessions })
+}
+
+/// What a snapshot holds besides its nodes.
+pub struct SnapshotHead {
+    pub zxid: i64,
+    pub time_ms: i64,
+    pub sessions: BTreeMap<i64, i32>,
+    pub node_count: usize,
+}
+
+/// The node count a complete snapshot declares in its end entry, read before decoding, so a
+/// loader can size its tables once.
+pub fn declared_node_count(bytes: &[u8]) -> usize {
+    let end = bytes.len().saturating_sub(TRAILER_BYTES + 16);
+    bytes.get(end..end + 8).map_or(0, |b| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        i64::from_be_bytes(a).clamp(0, 1 << 32) as usize
+    })
+}
+
+/// Checks snapshot bytes, then hands each node to `sink` as it is decoded.
+pub fn decode_with(
+    bytes: &[u8],
+    name: &str,
+    mut sink: impl FnMut(String, Node),
+) -> Result<SnapshotHead, SnapshotError> {
     if bytes.len() < HEADER_BYTES + TRAILER_BYTES || &bytes[bytes.len() - 8..] != SNAP_END_MAGIC {
         return Err(SnapshotError::Incomplete(name.to_string()));
     }
@@ -194,7 +224,7 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<LoadedSnapshot, SnapshotError>
     let zxid = d.i64().map_err(entry)?;
     let time_ms = d.i64().map_err(entry)?;
     let mut acls: Vec<AclList> = Vec::new();
-    let mut nodes = Vec::new();
+    let mut node_count = 0usize;
     let mut sessions = BTreeMap::new();
     loop {
         match d.u8().map_err(entry)? {
@@ -217,28 +247,42 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<LoadedSnapshot, SnapshotError>
                 let data = d.bytes().map_err(entry)?.to_vec();
                 let acl =
                     acls.get(acl_id).cloned().ok_or_else(|| entry(CodecError::BadLength(acl_id as u32, d.pos)))?;
-                nodes.push((path, Node { data, acl, stat, children: Default::default() }));
+                sink(path, Node { data, acl, stat, children: Default::default() });
+                node_count += 1;
             }
             TAG_END => {
                 let (n, s) = (d.i64().map_err(entry)?, d.i64().map_err(entry)?);
-                if n as usize != nodes.len() || s as usize != sessions.len() || d.remaining() != 0 {
+                if n as usize != node_count || s as usize != sessions.len() || d.remaining() != 0 {
                     return Err(entry(CodecError::BadLength(n as u32, d.pos)));
                 }
-                return Ok(LoadedSnapshot { zxid, time_ms, nodes, sessions });
+                return Ok(SnapshotHead { zxid, time_ms, sessions, node_count });
             }
             other => return Err(entry(CodecError::UnknownTag(other, d.pos))),
         }
     }
 }
 
-/// Maps a snapshot file and decodes it.
-pub fn load(path: &Path) -> Result<LoadedSnapshot, SnapshotError> {
-    let name = path.display().to_string();
-    let io = |source| SnapshotError::Io { path: name.clone(), source };
+fn map(path: &Path) -> Result<memmap2::Mmap, SnapshotError> {
+    let io = |source| SnapshotError::Io { path: path.display().to_string(), source };
     let file = std::fs::File::open(path).map_err(io)?;
     // SAFETY: snapshot files are written once, renamed into place and never modified after.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-    decode(&map, &name)
+    // Read ahead: the whole file is about to be checksummed and decoded in order.
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(map)
+}
+
+/// Maps a snapshot file and decodes it.
+pub fn load(path: &Path) -> Result<LoadedSnapshot, SnapshotError> {
+    decode(&map(path)?, &path.display().to_string())
+}
+
+/// Maps a snapshot file and decodes it straight into a tree.
+pub fn load_tree(path: &Path) -> Result<(DataTree, i64), SnapshotError> {
+    let bytes = map(path)?;
+    let mut builder = crate::tree::TreeBuilder::new(declared_node_count(&bytes));
+    let head = decode_with(&bytes, &path.display().to_string(), |p, n| builder.add(p, n))?;
+    Ok((builder.finish(head.sessions, head.zxid), head.zxid))
 }
 
 #[cfg(test)]

@@ -88,8 +88,93 @@ pub struct DataTree {
     quotas: BTreeSet<String>,
     /// Live sessions and their negotiated timeouts: durable state, as in ZooKeeper's snapshots.
     sessions: BTreeMap<i64, i32>,
+    /// Set when a restored snapshot held a node without its parent (fuzzy); applying txns never
+    /// makes one, so without this no orphan scan is needed.
+    restored_orphans: bool,
     last_zxid: i64,
     data_size_bytes: u64,
+}
+
+/// Builds a tree node by node as a snapshot is decoded, without an intermediate copy: the map is
+/// sized once, identical ACL lists are shared by pointer, children and indexes are derived at
+/// the end.
+pub struct TreeBuilder {
+    tree: DataTree,
+    /// Decoded ACL list (by address) → (that list, kept alive; the tree's shared copy).
+    interned: HashMap<*const [Acl], (AclList, AclList)>,
+}
+
+impl TreeBuilder {
+    /// A builder for about `capacity` nodes.
+    pub fn new(capacity: usize) -> TreeBuilder {
+        let mut tree = DataTree::new();
+        tree.nodes.reserve(capacity);
+        TreeBuilder { tree, interned: HashMap::new() }
+    }
+
+    /// Adds a node; its `children` are ignored (they are derived from the paths).
+    pub fn add(&mut self, path: String, mut node: Node) {
+        node.children.clear();
+        let key = Arc::as_ptr(&node.acl);
+        node.acl = match self.interned.get(&key) {
+            Some((_, shared)) => shared.clone(),
+            None => {
+                let shared = self.tree.intern_acl(node.acl.to_vec());
+                // The decoded list is kept alive, so its address cannot be reused by another.
+                self.interned.insert(key, (node.acl.clone(), shared.clone()));
+                shared
+            }
+        };
+        self.tree.nodes.insert(path.into_boxed_str(), node);
+    }
+
+    /// Links children to parents and rebuilds the indexes and quota usage.
+    pub fn finish(self, sessions: BTreeMap<i64, i32>, last_zxid: i64) -> DataTree {
+        let mut tree = self.tree;
+        tree.sessions = sessions;
+        tree.last_zxid = last_zxid;
+        // Every key's text, borrowed by address: linking below changes only `children`, never
+        // a key, and inserts or removes no entry, so the map's keys stay where they are.
+        let keys: Vec<*const str> = tree.nodes.keys().map(|k| &**k as *const str).collect();
+        for key in keys {
+            // SAFETY: see above; the key strings outlive this loop and are not mutated.
+            let p: &str = unsafe { &*key };
+            if p == "/" {
+                continue;
+            }
+            let (parent, name) = path::split(p);
+            match tree.nodes.get_mut(parent) {
+                Some(parent) => {
+                    parent.children.insert(name.into());
+                }
+                None => tree.restored_orphans = true,
+            }
+        }
+        tree.data_size_bytes = 0;
+        for (p, n) in &tree.nodes {
+            tree.data_size_bytes += (p.len() + n.data.len()) as u64;
+            match EphemeralKind::of(n.stat.ephemeral_owner) {
+                EphemeralKind::Persistent => {}
+                EphemeralKind::Container => {
+                    tree.containers.insert(p.to_string());
+                }
+                EphemeralKind::Ttl(_) => {
+                    tree.ttls.insert(p.to_string());
+                }
+                EphemeralKind::Ephemeral(owner) => {
+                    tree.ephemerals.entry(owner).or_default().insert(p.to_string());
+                }
+            }
+            if p.starts_with(QUOTA_PATH) {
+                let (parent, name) = path::split(p);
+                if let Some((target, true)) = quota::quota_target(parent, name) {
+                    tree.quotas.insert(target);
+                }
+            }
+        }
+        tree.recount_all_quotas();
+        tree
+    }
 }
 
 /// The nodes every ZooKeeper tree starts with.
@@ -115,6 +200,7 @@ impl DataTree {
             acl_cache: HashMap::new(),
             quotas: BTreeSet::new(),
             sessions: BTreeMap::new(),
+            restored_orphans: false,
             last_zxid: 0,
             data_size_bytes: 0,
         };
@@ -302,44 +388,11 @@ impl DataTree {
     /// Nodes whose parent is missing (possible in a fuzzy snapshot until the log is replayed)
     /// are kept and reported by [`DataTree::orphans`].
     pub fn restore(nodes: Vec<(String, Node)>, sessions: BTreeMap<i64, i32>, last_zxid: i64) -> DataTree {
-        let mut tree = DataTree::new();
-        tree.sessions = sessions;
-        tree.last_zxid = last_zxid;
-        for (p, mut n) in nodes {
-            n.children.clear();
-            n.acl = tree.intern_acl(n.acl.to_vec());
-            tree.nodes.insert(p.into(), n);
+        let mut b = TreeBuilder::new(nodes.len());
+        for (p, n) in nodes {
+            b.add(p, n);
         }
-        let paths = tree.paths();
-        for p in &paths {
-            if &**p == "/" {
-                continue;
-            }
-            if let Some(parent) = tree.nodes.get_mut(path::parent(p)) {
-                parent.children.insert(path::name(p).into());
-            }
-        }
-        tree.data_size_bytes = 0;
-        for (p, n) in &tree.nodes {
-            tree.data_size_bytes += (p.len() + n.data.len()) as u64;
-            match EphemeralKind::of(n.stat.ephemeral_owner) {
-                EphemeralKind::Persistent => {}
-                EphemeralKind::Container => {
-                    tree.containers.insert(p.to_string());
-                }
-                EphemeralKind::Ttl(_) => {
-                    tree.ttls.insert(p.to_string());
-                }
-                EphemeralKind::Ephemeral(owner) => {
-                    tree.ephemerals.entry(owner).or_default().insert(p.to_string());
-                }
-            }
-            if let Some((target, true)) = quota::quota_target(path::parent(p), path::name(p)) {
-                tree.quotas.insert(target);
-            }
-        }
-        tree.recount_all_quotas();
-        tree
+        b.finish(sessions, last_zxid)
     }
 
     /// `setupQuota`: recounts every quota's usage from the tree itself.
@@ -361,6 +414,10 @@ impl DataTree {
 
     /// Removes orphans (deepest first), returning how many went.
     pub fn prune_orphans(&mut self) -> usize {
+        if !self.restored_orphans {
+            return 0;
+        }
+        self.restored_orphans = false;
         let mut orphans = self.orphans();
         orphans.sort_by_key(|p| std::cmp::Reverse(p.len()));
         for p in &orphans {

@@ -67,7 +67,11 @@ async fn prezero(path: &Path, bytes: usize) -> Result<DmaFile, WalError> {
 /// The open log: the current segment and the spare being prepared for the next one.
 pub struct Wal {
     settings: WalSettings,
-    file: Rc<DmaFile>,
+    /// None until the first segment is ready: a fresh log pre-zeroes it in the background, so
+    /// start-up does not wait for it (the first append does).
+    file: Option<Rc<DmaFile>>,
+    /// The zxid the log continues from: appends must not go back before it.
+    next_zxid: i64,
     path: PathBuf,
     append_at: usize,
     capacity: usize,
@@ -85,7 +89,8 @@ impl Wal {
                 OpenOptions::new().read(true).write(true).dma_open(&t.path).await.map_err(|e| wal_err(&t.path, e))?;
             let mut wal = Wal {
                 settings,
-                file: Rc::new(file),
+                file: Some(Rc::new(file)),
+                next_zxid,
                 path: t.path,
                 append_at: t.append_at,
                 capacity: t.file_bytes,
@@ -94,11 +99,11 @@ impl Wal {
             wal.settings.segment_bytes = segment_bytes;
             return Ok(wal);
         }
-        let file = prezero(&spare_path, segment_bytes).await?;
-        let mut wal =
-            Wal { settings, file: Rc::new(file), path: spare_path, append_at: 0, capacity: segment_bytes, spare: None };
+        let bytes = segment_bytes;
+        let spare = glommio::spawn_local(async move { prezero(&spare_path, bytes).await }).detach();
+        let path = settings.dir.join(SPARE_NAME);
+        let mut wal = Wal { settings, file: None, next_zxid, path, append_at: 0, capacity: 0, spare: Some(spare) };
         wal.settings.segment_bytes = segment_bytes;
-        wal.install(next_zxid).await?;
         Ok(wal)
     }
 
@@ -112,15 +117,20 @@ impl Wal {
         &self.path
     }
 
+    fn file(&self) -> Result<&Rc<DmaFile>, WalError> {
+        self.file.as_ref().ok_or_else(|| wal_err(&self.path, "no segment is open"))
+    }
+
     /// Turns the current file (a pre-zeroed spare) into the segment starting at `first_zxid`.
     async fn install(&mut self, first_zxid: i64) -> Result<(), WalError> {
+        let file = self.file()?.clone();
         let header = log::segment_header(first_zxid);
-        let mut buf = self.file.alloc_dma_buffer(BLOCK_BYTES);
+        let mut buf = file.alloc_dma_buffer(BLOCK_BYTES);
         buf.as_bytes_mut().copy_from_slice(&header);
-        self.file.write_at(buf, 0).await.map_err(|e| wal_err(&self.path, e))?;
-        self.file.fdatasync().await.map_err(|e| wal_err(&self.path, e))?;
+        file.write_at(buf, 0).await.map_err(|e| wal_err(&self.path, e))?;
+        file.fdatasync().await.map_err(|e| wal_err(&self.path, e))?;
         let name = self.settings.dir.join(log::segment_name(first_zxid));
-        self.file.rename(&name).await.map_err(|e| wal_err(&name, e))?;
+        file.rename(&name).await.map_err(|e| wal_err(&name, e))?;
         let dir = glommio::io::Directory::open(&self.settings.dir).await.map_err(|e| wal_err(&self.settings.dir, e))?;
         dir.sync().await.map_err(|e| wal_err(&self.settings.dir, e))?;
         self.path = name;
@@ -145,8 +155,8 @@ impl Wal {
             Some(t) => t.await.ok_or_else(|| wal_err(&self.path, "spare segment task was cancelled"))??,
             None => prezero(&self.settings.dir.join(SPARE_NAME), self.settings.segment_bytes).await?,
         };
-        let old = std::mem::replace(&mut self.file, Rc::new(spare));
-        if let Ok(f) = Rc::try_unwrap(old) {
+        let old = std::mem::replace(&mut self.file, Some(Rc::new(spare)));
+        if let Some(Ok(f)) = old.map(Rc::try_unwrap) {
             let _ = f.close().await;
         }
         self.path = self.settings.dir.join(SPARE_NAME);
@@ -164,6 +174,8 @@ impl Wal {
     /// Writes one batch of framed records (`first_zxid` is its first record's zxid) and, with
     /// forceSync, makes it durable before returning. A batch never spans segments.
     pub async fn append(&mut self, records: &[u8], first_zxid: i64) -> Result<(), WalError> {
+        debug_assert!(first_zxid >= self.next_zxid, "the log does not go back");
+        self.next_zxid = first_zxid;
         let padded = log::align_up(records.len());
         if self.append_at + padded > self.capacity {
             self.roll(first_zxid).await?;
@@ -174,16 +186,17 @@ impl Wal {
                 format!("batch of {padded} bytes exceeds the segment size (preAllocSize)"),
             ));
         }
-        let mut buf = self.file.alloc_dma_buffer(padded);
+        let file = self.file()?.clone();
+        let mut buf = file.alloc_dma_buffer(padded);
         let bytes = buf.as_bytes_mut();
         bytes[..records.len()].copy_from_slice(records);
         bytes[records.len()..].fill(0);
-        let written = self.file.write_at(buf, self.append_at as u64).await.map_err(|e| wal_err(&self.path, e))?;
+        let written = file.write_at(buf, self.append_at as u64).await.map_err(|e| wal_err(&self.path, e))?;
         if written != padded {
             return Err(wal_err(&self.path, format!("short write: {written} of {padded} bytes")));
         }
         if self.settings.force_sync {
-            self.file.fdatasync().await.map_err(|e| wal_err(&self.path, e))?;
+            file.fdatasync().await.map_err(|e| wal_err(&self.path, e))?;
         }
         self.append_at += padded;
         self.prepare_spare();
