@@ -18,13 +18,19 @@ pub struct StatsTrack {
 }
 
 impl StatsTrack {
-    /// Parses `count=10,bytes=-1[,countHardLimit=..,byteHardLimit=..]`; unparsable parts are skipped.
+    /// Parses what ZooKeeper's `StatsTrack` reads: pairs split on `,` or `;`, each `key=value`
+    /// with anything after a second `=` ignored (zkCli 3.8 writes `bytes=-1=;countHardLimit=2`);
+    /// unparsable parts are skipped.
     pub fn parse(data: &[u8]) -> StatsTrack {
         let text = String::from_utf8_lossy(data);
         let values = text
-            .split(',')
-            .filter_map(|kv| kv.split_once('='))
-            .filter_map(|(k, v)| v.trim().parse::<i64>().ok().map(|v| (k.trim().to_string(), v)))
+            .split([',', ';'])
+            .filter_map(|kv| {
+                let mut parts = kv.split('=');
+                let (k, v) = (parts.next()?.trim(), parts.next()?.trim());
+                v.parse::<i64>().ok().map(|v| (k.to_string(), v))
+            })
+            .filter(|(k, _)| !k.is_empty())
             .collect();
         StatsTrack { values }
     }
@@ -87,6 +93,12 @@ mod tests {
         let s = StatsTrack::parse(b"bytes=10,count=3,countHardLimit=5");
         assert_eq!(s.to_text(), "count=3,bytes=10,countHardLimit=5");
         assert_eq!(s.get("byteHardLimit"), -1);
+    }
+
+    #[test]
+    fn limits_as_zkcli_writes_them_parse() {
+        let s = StatsTrack::parse(b"count=5,bytes=-1=;byteHardLimit=-1;countHardLimit=2");
+        assert_eq!((s.get("count"), s.get("bytes"), s.get("countHardLimit")), (5, -1, 2));
     }
 
     #[test]

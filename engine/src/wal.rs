@@ -155,7 +155,7 @@ impl Wal {
             Some(t) => t.await.ok_or_else(|| wal_err(&self.path, "spare segment task was cancelled"))??,
             None => prezero(&self.settings.dir.join(SPARE_NAME), self.settings.segment_bytes).await?,
         };
-        let old = std::mem::replace(&mut self.file, Some(Rc::new(spare)));
+        let old = self.file.replace(Rc::new(spare));
         if let Some(Ok(f)) = old.map(Rc::try_unwrap) {
             let _ = f.close().await;
         }

@@ -20,6 +20,12 @@ pub fn authenticate(scheme: &str, auth: &[u8], remote: IpAddr, super_digest: Opt
     match scheme {
         "digest" => {
             let text = String::from_utf8_lossy(auth);
+            // ZooKeeper wants `user:password` (Java's split, dropping trailing empty parts, must
+            // give two): anything else is AuthFailed.
+            let parts: Vec<&str> = text.trim_end_matches(':').split(':').collect();
+            if parts.len() != 2 {
+                return None;
+            }
             let id = digest(&text);
             let mut ids = vec![Id::new("digest", &id)];
             if super_digest == Some(id.as_str()) {
