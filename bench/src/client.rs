@@ -123,7 +123,35 @@ impl Client {
         addr: impl ToSocketAddrs,
         req: &ConnectRequest,
     ) -> Result<(TcpStream, ConnectResponse), ClientError> {
-        let mut stream = TcpStream::connect(addr)?;
+        Client::handshake_on(TcpStream::connect(addr)?, req)
+    }
+
+    /// [`Client::handshake`] with a bound on the TCP connect, so a shell walking a list of
+    /// servers does not hang on one that drops packets; an expired answer is an error.
+    pub fn handshake_within(
+        addr: &SocketAddr,
+        req: &ConnectRequest,
+        connect_timeout: Duration,
+    ) -> Result<Client, ClientError> {
+        let (stream, rsp) = Client::handshake_on(TcpStream::connect_timeout(addr, connect_timeout)?, req)?;
+        if rsp.session_id == 0 || rsp.timeout_ms <= 0 {
+            return Err(ClientError::SessionExpired);
+        }
+        let addr = stream.peer_addr()?;
+        Ok(Client {
+            stream,
+            addr,
+            session_id: rsp.session_id,
+            password: rsp.password,
+            timeout_ms: rsp.timeout_ms,
+            last_zxid: req.last_zxid_seen,
+            next_xid: 1,
+            events: VecDeque::new(),
+            arrivals: Vec::new(),
+        })
+    }
+
+    fn handshake_on(mut stream: TcpStream, req: &ConnectRequest) -> Result<(TcpStream, ConnectResponse), ClientError> {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
         let mut w = Writer::frame();
@@ -228,6 +256,59 @@ impl Client {
 
     /// Closes the socket without closing the session.
     pub fn drop_connection(self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// A second handle on the socket for a thread that only reads, so that replies and watch
+    /// events are taken while another thread sends (the shell prints events while it waits for
+    /// input). Once it exists, read only through it.
+    pub fn reader(&self) -> io::Result<FrameReader> {
+        Ok(FrameReader { stream: self.stream.try_clone()?, buf: Vec::new() })
+    }
+}
+
+/// The reading half of a [`Client`]: whole frames, each as its header and undecoded body.
+pub struct FrameReader {
+    stream: TcpStream,
+    /// Bytes read past the last whole frame: a read timeout may fall inside a frame.
+    buf: Vec<u8>,
+}
+
+/// The largest frame [`FrameReader`] accepts, as `read_frame` does.
+const FRAME_LEN_MAX: usize = 64 * 1024 * 1024;
+
+impl FrameReader {
+    /// The next frame, or None when `timeout` passes first; Err when the connection is gone.
+    /// The body is left undecoded so the caller can tell a null buffer (length -1) from an
+    /// empty one, which `Response::decode` does not.
+    pub fn next_frame(&mut self, timeout: Duration) -> Result<Option<(ReplyHeader, Vec<u8>)>, ClientError> {
+        loop {
+            if self.buf.len() >= 4 {
+                let len = i32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
+                let len = usize::try_from(len)
+                    .ok()
+                    .filter(|l| (16..=FRAME_LEN_MAX).contains(l))
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("frame length {len}")))?;
+                if self.buf.len() >= 4 + len {
+                    let frame: Vec<u8> = self.buf.drain(..4 + len).skip(4).collect();
+                    let header = ReplyHeader::decode(&mut Reader::new(&frame))?;
+                    return Ok(Some((header, frame[16..].to_vec())));
+                }
+            }
+            self.stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+            let mut chunk = [0u8; 16 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Shuts the socket down both ways, which also wakes a thread blocked in `next_frame`.
+    pub fn shutdown(&self) {
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
 }

@@ -1,5 +1,9 @@
 //! Paddock's load generator and the blocking jute client it (and the tests) drive servers with.
-//! The client speaks ZooKeeper's protocol through `node::proto`, so it drives Apache ZooKeeper
-//! exactly as it drives Paddock.
+//! Both speak ZooKeeper's protocol through `node::proto`, so they drive Apache ZooKeeper
+//! exactly as they drive Paddock.
 
 pub mod client;
+pub mod load;
+pub mod report;
+mod session;
+mod wire;

@@ -8,6 +8,8 @@ use node::config::{Config, DEFAULT_CONFIG};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod cli;
+mod dump;
 mod status;
 
 /// A ZooKeeper-compatible coordination service.
@@ -33,6 +35,55 @@ enum Command {
         /// Path to zoo.cfg (default: the embedded default's address).
         config: Option<String>,
     },
+    /// A zkCli.sh-compatible shell: `paddock cli [-server host:port[,...][/chroot]] [-timeout ms]
+    /// [command args...]`; interactive without a command.
+    #[command(disable_help_flag = true)]
+    Cli {
+        /// zkCli's own arguments, passed through as zkCli reads them.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Transaction log tools (like zkTxnLogToolkit).
+    Log {
+        #[command(subcommand)]
+        command: DumpCommand,
+    },
+    /// Snapshot tools (like zkSnapShotToolkit).
+    Snap {
+        #[command(subcommand)]
+        command: DumpCommand,
+    },
+    /// Load generation and measurement against any ZooKeeper-protocol server.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+    /// Delete old snapshots and the logs only they need (like zkCleanup.sh).
+    Purge {
+        /// Snapshots to keep (at least 3).
+        #[arg(short = 'n', long, default_value_t = 3)]
+        count: usize,
+        /// Path to zoo.cfg.
+        config: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Drive servers with pipelined sessions; report throughput and latency percentiles.
+    Load(bench::load::LoadArgs),
+}
+
+#[derive(Subcommand)]
+enum DumpCommand {
+    /// Print a file's contents.
+    Dump {
+        /// The log segment or snapshot file.
+        file: std::path::PathBuf,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn load(config: Option<&str>) -> Result<Config, String> {
@@ -44,6 +95,12 @@ fn load(config: Option<&str>) -> Result<Config, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Server { .. }) {
+        // Tools die quietly when their reader goes (`| head`), as Unix tools do. The server keeps
+        // ignoring SIGPIPE: a client closing its socket must never stop it.
+        // SAFETY: setting a signal disposition before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("PADDOCK_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     match cli.command {
@@ -72,6 +129,17 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Cli { args } => cli::run(&args),
+        Command::Bench { command: BenchCommand::Load(args) } => bench::load::main(&args),
+        Command::Log { command: DumpCommand::Dump { file, json } } => dump::log_dump(&file, json),
+        Command::Snap { command: DumpCommand::Dump { file, json } } => dump::snap_dump(&file, json),
+        Command::Purge { count, config } => match load(config.as_deref()) {
+            Ok(cfg) => dump::purge(&cfg, count),
+            Err(e) => {
+                eprintln!("paddock: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Status { config } => match load(config.as_deref()) {
             Ok(cfg) => status::run(&cfg),
             Err(e) => {
