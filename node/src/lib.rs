@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod election;
 pub mod fourlw;
 pub mod http;
 pub mod outbox;
