@@ -19,13 +19,9 @@ pub fn digest(user_password: &str) -> String {
 pub fn authenticate(scheme: &str, auth: &[u8], remote: IpAddr, super_digest: Option<&str>) -> Option<Vec<Id>> {
     match scheme {
         "digest" => {
+            // Any bytes are a credential to ZooKeeper, even without a colon (the differential
+            // corpus checks `digest nocolon`).
             let text = String::from_utf8_lossy(auth);
-            // ZooKeeper wants `user:password` (Java's split, dropping trailing empty parts, must
-            // give two): anything else is AuthFailed.
-            let parts: Vec<&str> = text.trim_end_matches(':').split(':').collect();
-            if parts.len() != 2 {
-                return None;
-            }
             let id = digest(&text);
             let mut ids = vec![Id::new("digest", &id)];
             if super_digest == Some(id.as_str()) {

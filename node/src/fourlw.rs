@@ -116,7 +116,7 @@ pub fn monitor(server: &Server, rt: &RuntimeInfo) -> Vec<(String, Value)> {
     v.push(("paddock_fsync_count".into(), Value::Int(log.fsyncs as i64)));
     v.push(("paddock_fsync_txns".into(), Value::Int(log.txns as i64)));
     let per = if log.fsyncs == 0 { 0.0 } else { log.txns as f64 / log.fsyncs as f64 };
-    v.push(("paddock_txns_per_fsync_avg".into(), Value::Text(format!("{per:.2}"))));
+    v.push(("paddock_txns_per_fsync_avg".into(), Value::Float((per * 100.0).round() / 100.0)));
     for (name, q) in [("p50", 0.5), ("p99", 0.99), ("p999", 0.999)] {
         let us = log.fsync_latency_us.value_at_quantile(q) as i64;
         v.push((format!("paddock_fsync_latency_us_{name}"), Value::Int(us)));

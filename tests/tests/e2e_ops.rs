@@ -225,6 +225,7 @@ fn prometheus_text_and_admin_json_are_served_where_zookeeper_serves_them() {
         "num_alive_connections",
         "packets_received",
         "fsynctime_count",
+        "paddock_txns_per_fsync_avg",
     ] {
         assert!(samples.contains_key(name), "metrics lack {name}");
     }
