@@ -29,9 +29,14 @@ measure() { # $1: label, $2: snapCount
         json=$(target/release/paddock bench load --servers "127.0.0.1:$port" --sessions 8 --in-flight 4 \
             --ops-kind set --duration "$seconds" --warmup 1 --json 2>/dev/null)
         snaps=$(printf mntr | nc -q1 127.0.0.1 "$port" | awk '/paddock_snapshot_count/ {print $2}')
-        python3 -c 'import json,sys; d=json.loads(sys.argv[1]); l=d["latency_ms"]; print(f"{sys.argv[2]} run {sys.argv[3]}: {d[\"throughput_ops_s\"]:.0f} ops/s p50 {l[\"p50\"]:.3f} p99 {l[\"p99\"]:.3f} p99.9 {l[\"p99_9\"]:.3f} max {l[\"max\"]:.3f} ms, snapshots {sys.argv[4]}")' \
-            "$json" "$1" "$run" "$snaps"
-        kill -9 $pid; wait $pid 2>/dev/null || true
+        python3 - "$json" "$1" "$run" "$snaps" <<'PY'
+import json, sys
+d = json.loads(sys.argv[1])
+l = d["latency_ms"]
+print("%s run %s: %.0f ops/s p50 %.3f p99 %.3f p99.9 %.3f max %.3f ms, snapshots %s"
+      % (sys.argv[2], sys.argv[3], d["throughput_ops_s"], l["p50"], l["p99"], l["p99_9"], l["max"], sys.argv[4]))
+PY
+        kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null || true
     done
 }
 measure "no snapshot" 1000000000
