@@ -101,6 +101,11 @@ impl Client {
     /// Sends a ConnectRequest and reads the ConnectResponse; an expired answer is an error.
     pub fn handshake(addr: impl ToSocketAddrs, req: &ConnectRequest) -> Result<Client, ClientError> {
         let (stream, rsp) = Client::raw_handshake(addr, req)?;
+        Client::established(stream, rsp, req)
+    }
+
+    /// A client on a handshaken stream; an expired answer is an error.
+    fn established(stream: TcpStream, rsp: ConnectResponse, req: &ConnectRequest) -> Result<Client, ClientError> {
         if rsp.session_id == 0 || rsp.timeout_ms <= 0 {
             return Err(ClientError::SessionExpired);
         }
@@ -134,21 +139,7 @@ impl Client {
         connect_timeout: Duration,
     ) -> Result<Client, ClientError> {
         let (stream, rsp) = Client::handshake_on(TcpStream::connect_timeout(addr, connect_timeout)?, req)?;
-        if rsp.session_id == 0 || rsp.timeout_ms <= 0 {
-            return Err(ClientError::SessionExpired);
-        }
-        let addr = stream.peer_addr()?;
-        Ok(Client {
-            stream,
-            addr,
-            session_id: rsp.session_id,
-            password: rsp.password,
-            timeout_ms: rsp.timeout_ms,
-            last_zxid: req.last_zxid_seen,
-            next_xid: 1,
-            events: VecDeque::new(),
-            arrivals: Vec::new(),
-        })
+        Client::established(stream, rsp, req)
     }
 
     fn handshake_on(mut stream: TcpStream, req: &ConnectRequest) -> Result<(TcpStream, ConnectResponse), ClientError> {

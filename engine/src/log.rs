@@ -54,8 +54,9 @@ pub fn segment_name(first_zxid: i64) -> String {
     format!("{SEGMENT_PREFIX}{first_zxid:016x}")
 }
 
-/// Segments in a directory, oldest first, by the first zxid in their name.
-pub fn list_segments(dir: &Path) -> std::io::Result<Vec<(i64, PathBuf)>> {
+/// Files in `dir` named `<prefix><zxid in hex>`, with their zxid, oldest first: the log's
+/// segments and the snapshots are both found this way.
+pub fn list_by_zxid(dir: &Path, prefix: &str) -> std::io::Result<Vec<(i64, PathBuf)>> {
     let mut out = Vec::new();
     if !dir.exists() {
         return Ok(out);
@@ -63,14 +64,17 @@ pub fn list_segments(dir: &Path) -> std::io::Result<Vec<(i64, PathBuf)>> {
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(hex) = name.strip_prefix(SEGMENT_PREFIX) {
-            if let Ok(z) = i64::from_str_radix(hex, 16) {
-                out.push((z, e.path()));
-            }
+        if let Some(z) = name.strip_prefix(prefix).and_then(|hex| i64::from_str_radix(hex, 16).ok()) {
+            out.push((z, e.path()));
         }
     }
     out.sort();
     Ok(out)
+}
+
+/// Segments in a directory, oldest first, by the first zxid in their name.
+pub fn list_segments(dir: &Path) -> std::io::Result<Vec<(i64, PathBuf)>> {
+    list_by_zxid(dir, SEGMENT_PREFIX)
 }
 
 /// One valid record found by the scanner.

@@ -34,20 +34,8 @@ pub fn snapshot_name(zxid: i64) -> String {
 
 /// Snapshots in a directory, newest first.
 pub fn list_snapshots(dir: &Path) -> std::io::Result<Vec<(i64, PathBuf)>> {
-    let mut out = Vec::new();
-    if !dir.exists() {
-        return Ok(out);
-    }
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(hex) = name.strip_prefix(SNAPSHOT_PREFIX) {
-            if let Ok(z) = i64::from_str_radix(hex, 16) {
-                out.push((z, e.path()));
-            }
-        }
-    }
-    out.sort_by(|a, b| b.cmp(a));
+    let mut out = crate::log::list_by_zxid(dir, SNAPSHOT_PREFIX)?;
+    out.reverse();
     Ok(out)
 }
 

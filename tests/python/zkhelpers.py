@@ -64,7 +64,7 @@ def wait_for(predicate, timeout=10.0, interval=0.02):
         value = predicate()
         if value or time.monotonic() > deadline:
             return value
-        time.sleep(interval)
+        time.sleep(interval)  # poll interval; the deadline above bounds the wait
 
 
 class EventLog:

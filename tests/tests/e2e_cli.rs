@@ -70,7 +70,7 @@ fn run(shell: Shell, server: &str, args: &[&str], stdin: &str) -> Run {
             let _ = child.kill();
             panic!("{shell:?} {args:?} did not finish within a minute");
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(10)); // poll interval; the deadline bounds the wait
     };
     let _ = writer.join();
     let stderr = err.join().unwrap_or_default();
