@@ -397,12 +397,22 @@ async fn serve(stream: TcpStream, conn: ConnId, remote: SocketAddr, local: Rc<Lo
     let outbox: Rc<Outbox<Out>> = Rc::new(Outbox::default());
     local.conns.borrow_mut().insert(conn.id, outbox.clone());
     let writer_task = glommio::spawn_local(write_loop(writer, outbox.clone(), fd));
-    if let Err(why) = read_loop(&mut reader, conn, remote, &local, &outbox).await {
-        tracing::debug!(?conn, %remote, why, "closing connection");
+    match read_loop(&mut reader, conn, remote, &local, &outbox).await {
+        // The answer may still be on its way from core 0 (clients such as zktop half-close
+        // right after the command): the connection stays registered until it is written.
+        Ok(ReadEnd::AwaitingAnswer) => {
+            writer_task.await;
+            local.conns.borrow_mut().remove(&conn.id);
+        }
+        end => {
+            if let Err(why) = end {
+                tracing::debug!(?conn, %remote, why, "closing connection");
+            }
+            local.conns.borrow_mut().remove(&conn.id);
+            outbox.close();
+            writer_task.await;
+        }
     }
-    local.conns.borrow_mut().remove(&conn.id);
-    outbox.close();
-    writer_task.await;
     local.to_tree(ToTree::Closed { conn, remote: remote.ip() }).await;
 }
 
@@ -434,13 +444,21 @@ async fn write_loop(mut writer: futures_lite::io::WriteHalf<TcpStream>, outbox: 
     }
 }
 
+/// How a connection's reading ended.
+enum ReadEnd {
+    /// The client closed it.
+    Closed,
+    /// A four-letter word was read; its answer and a Close are queued or on their way.
+    AwaitingAnswer,
+}
+
 async fn read_loop(
     reader: &mut futures_lite::io::ReadHalf<TcpStream>,
     conn: ConnId,
     remote: SocketAddr,
     local: &Local,
     outbox: &Outbox<Out>,
-) -> Result<(), &'static str> {
+) -> Result<ReadEnd, &'static str> {
     let max_frame = local.config.jute_max_buffer_bytes;
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
@@ -448,7 +466,7 @@ async fn read_loop(
     loop {
         let n = reader.read(&mut chunk).await.map_err(|_| "read error")?;
         if n == 0 {
-            return Ok(());
+            return Ok(ReadEnd::Closed);
         }
         buf.extend_from_slice(&chunk[..n]);
         let mut at = 0;
@@ -466,9 +484,8 @@ async fn read_loop(
                         outbox.push(Out::Bytes(text.into_bytes()));
                         outbox.push(Out::Close);
                     }
-                    // Wait for the writer to shut the socket down after the answer.
-                    while reader.read(&mut chunk).await.map_err(|_| "read error")? > 0 {}
-                    return Ok(());
+                    // The writer shuts the socket down once the answer (and its Close) is out.
+                    return Ok(ReadEnd::AwaitingAnswer);
                 }
             }
             let len = i32::from_be_bytes(head);
