@@ -16,13 +16,15 @@ pub struct Dirs {
 }
 
 impl Dirs {
-    /// The directories a config names, created if missing.
+    /// The directories a config names, created if missing, as absolute paths: glommio's
+    /// io_uring opens (of the log directory, to sync it) fail on relative ones, such as the
+    /// embedded default's `./data`.
     pub fn create(config: &Config) -> std::io::Result<Dirs> {
         let snapshots = config.data_dir.join(engine::recovery::ENGINE_DIR);
         let log = config.data_log_dir.as_ref().unwrap_or(&config.data_dir).join(engine::recovery::ENGINE_DIR);
         std::fs::create_dir_all(&snapshots)?;
         std::fs::create_dir_all(&log)?;
-        Ok(Dirs { snapshots, log })
+        Ok(Dirs { snapshots: std::fs::canonicalize(snapshots)?, log: std::fs::canonicalize(log)? })
     }
 }
 

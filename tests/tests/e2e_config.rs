@@ -54,3 +54,45 @@ fn status_prints_the_mode_and_fails_when_the_server_is_down() {
     let _ = std::fs::remove_file(&cfg);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn a_relative_data_dir_works_as_the_embedded_default_uses_one() {
+    use bench::client::Client;
+    use node::proto::{op, Request};
+    // The README's first command runs with dataDir=./data; writes must reach the log there.
+    let dir = std::env::temp_dir().join(format!("paddock-reldir-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let port = free_port();
+    let cfg = test_config(std::path::Path::new("."), port, "");
+    std::fs::write(dir.join("zoo.cfg"), cfg).expect("write");
+    let mut child = Command::new(paddock_bin())
+        .current_dir(&dir)
+        .args(["server", "--cores", "2", "zoo.cfg"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let connected =
+        paddock_tests::wait_until(std::time::Duration::from_secs(20), || Client::connect(addr, 4000).is_ok());
+    let mut ok = connected;
+    if connected {
+        let mut c = Client::connect(addr, 4000).expect("connect");
+        for i in 0..50 {
+            let req = Request::Create {
+                path: format!("/r{i}"),
+                data: vec![1],
+                acl: engine::acl::open_acl_unsafe(),
+                flags: 0,
+                ttl: -1,
+            };
+            ok &= c.call(op::CREATE, req).is_ok_and(|r| r.err() == 0);
+        }
+    }
+    let running = matches!(child.try_wait(), Ok(None));
+    let _ = child.kill();
+    let _ = child.wait();
+    let logged = dir.join("data/paddock").read_dir().map(|d| d.count()).unwrap_or(0);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(ok && running, "writes with a relative dataDir failed (connected {connected}, still running {running})");
+    assert!(logged >= 2, "the log and the secret are under ./data/paddock");
+}
