@@ -54,29 +54,16 @@ pub struct Client {
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn read_frame(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len)?;
-    let len = i32::from_be_bytes(len);
-    if !(0..=64 * 1024 * 1024).contains(&len) {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame length {len}")));
-    }
-    let mut buf = vec![0u8; len as usize];
-    stream.read_exact(&mut buf)?;
-    Ok(buf)
+    node::proto::read_frame(stream, FRAME_BYTES_MAX)
 }
+
+/// The largest frame this client accepts.
+const FRAME_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 impl Client {
     /// Opens a new session with the requested timeout.
     pub fn connect(addr: impl ToSocketAddrs, timeout_ms: i32) -> Result<Client, ClientError> {
-        let req = ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            timeout_ms,
-            session_id: 0,
-            password: vec![0; 16],
-            read_only: Some(false),
-        };
-        Client::handshake(addr, &req)
+        Client::handshake(addr, &ConnectRequest::new_session(timeout_ms))
     }
 
     /// Resumes a session on a new connection (what a client does after a disconnect).
@@ -87,15 +74,7 @@ impl Client {
         last_zxid: i64,
         timeout_ms: i32,
     ) -> Result<Client, ClientError> {
-        let req = ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: last_zxid,
-            timeout_ms,
-            session_id,
-            password: password.to_vec(),
-            read_only: Some(false),
-        };
-        Client::handshake(addr, &req)
+        Client::handshake(addr, &ConnectRequest::resume(session_id, password, last_zxid, timeout_ms))
     }
 
     /// Sends a ConnectRequest and reads the ConnectResponse; an expired answer is an error.

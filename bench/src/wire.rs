@@ -63,25 +63,11 @@ pub(crate) fn handshake(addr: SocketAddr) -> io::Result<TcpStream> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(CONNECT_TIMEOUT))?;
     stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
-    let req = ConnectRequest {
-        protocol_version: 0,
-        last_zxid_seen: 0,
-        timeout_ms: SESSION_TIMEOUT_MS,
-        session_id: 0,
-        password: vec![0; 16],
-        read_only: Some(false),
-    };
+    let req = ConnectRequest::new_session(SESSION_TIMEOUT_MS);
     let mut w = Writer::frame();
     req.encode(&mut w);
     stream.write_all(&w.finish_frame())?;
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len)?;
-    let len = usize::try_from(i32::from_be_bytes(len))
-        .ok()
-        .filter(|l| *l <= CONNECT_RESPONSE_BYTES_MAX)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad ConnectResponse length"))?;
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body)?;
+    let body = node::proto::read_frame(&mut stream, CONNECT_RESPONSE_BYTES_MAX)?;
     let rsp =
         ConnectResponse::decode(&mut Reader::new(&body)).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     if rsp.session_id == 0 || rsp.timeout_ms <= 0 {

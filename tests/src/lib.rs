@@ -53,29 +53,19 @@ pub enum Flavor {
 /// serves them, so a bounded handshake, not a connect, tells that it is ready.
 fn probe_session(addr: SocketAddr) -> bool {
     use node::proto::{op, ConnectRequest, ConnectResponse, Packet, Reader, Request, Writer};
-    use std::io::{Read, Write};
+    use std::io::Write;
     let attempt = || -> std::io::Result<bool> {
         let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
         s.set_read_timeout(Some(Duration::from_secs(1)))?;
-        let req = ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            timeout_ms: 4000,
-            session_id: 0,
-            password: vec![0; 16],
-            read_only: Some(false),
-        };
+        let req = ConnectRequest::new_session(4000);
         let mut w = Writer::frame();
         req.encode(&mut w);
         s.write_all(&w.finish_frame())?;
-        let mut len = [0u8; 4];
-        s.read_exact(&mut len)?;
-        let mut body = vec![0u8; i32::from_be_bytes(len).clamp(0, 1024) as usize];
-        s.read_exact(&mut body)?;
+        let body = node::proto::read_frame(&mut s, 1024)?;
         let ok = ConnectResponse::decode(&mut Reader::new(&body)).is_ok_and(|r| r.session_id != 0);
         if ok {
             s.write_all(&Packet { xid: 1, op: op::CLOSE_SESSION, request: Request::CloseSession }.encode())?;
-            s.read_exact(&mut len)?;
+            node::proto::read_frame(&mut s, 1024)?;
         }
         Ok(ok)
     };

@@ -94,7 +94,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -947,15 +947,7 @@ fn attribute(watches: &mut Vec<(String, WatchKind)>, e: &WatcherEvent, cov: &mut
 // The connection
 
 fn read_frame(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len)?;
-    let len = i32::from_be_bytes(len);
-    if !(0..=16 * 1024 * 1024).contains(&len) {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame length {len}")));
-    }
-    let mut buf = vec![0u8; len as usize];
-    stream.read_exact(&mut buf)?;
-    Ok(buf)
+    node::proto::read_frame(stream, 16 * 1024 * 1024)
 }
 
 fn handshake(addr: SocketAddr, req: &ConnectRequest) -> io::Result<(TcpStream, ConnectResponse)> {
@@ -1118,14 +1110,7 @@ impl Run {
                 password = vec![1; 16];
             }
         }
-        ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: s.last_zxid,
-            timeout_ms: s.timeout_ms,
-            session_id: s.sid,
-            password,
-            read_only: Some(false),
-        }
+        ConnectRequest::resume(s.sid, &password, s.last_zxid, s.timeout_ms)
     }
 
     /// Sends one request and formats its reply; coverage keeps (op, err).
@@ -1255,14 +1240,8 @@ impl Run {
         let name = step.session.as_str();
         let reply = match &step.cmd {
             Cmd::Open { timeout_ms, legacy } => {
-                let req = ConnectRequest {
-                    protocol_version: 0,
-                    last_zxid_seen: 0,
-                    timeout_ms: *timeout_ms,
-                    session_id: 0,
-                    password: vec![0; 16],
-                    read_only: if *legacy { None } else { Some(false) },
-                };
+                let read_only = if *legacy { None } else { Some(false) };
+                let req = ConnectRequest { read_only, ..ConnectRequest::new_session(*timeout_ms) };
                 self.open(name, &req, true)
             }
             Cmd::Req { op, req } => self.request(name, *op, req),

@@ -100,14 +100,7 @@ fn a_frame_trickled_a_byte_at_a_time_is_still_understood() {
     let mut healthy = handshaken(&server);
     let mut s = TcpStream::connect(server.addr).expect("connect");
     s.set_nodelay(true).expect("nodelay");
-    let req = node::proto::ConnectRequest {
-        protocol_version: 0,
-        last_zxid_seen: 0,
-        timeout_ms: 4000,
-        session_id: 0,
-        password: vec![0; 16],
-        read_only: Some(false),
-    };
+    let req = node::proto::ConnectRequest::new_session(4000);
     let mut w = Writer::frame();
     req.encode(&mut w);
     for (i, b) in w.finish_frame().into_iter().enumerate() {

@@ -146,14 +146,7 @@ fn a_live_session_resumes_on_a_new_connection_but_not_with_a_wrong_password() {
 #[test]
 fn a_client_that_has_seen_the_future_is_refused() {
     let server = ServerProcess::paddock(2, "");
-    let req = ConnectRequest {
-        protocol_version: 0,
-        last_zxid_seen: 1 << 40,
-        timeout_ms: 4000,
-        session_id: 0,
-        password: vec![0; 16],
-        read_only: Some(false),
-    };
+    let req = ConnectRequest { last_zxid_seen: 1 << 40, ..ConnectRequest::new_session(4000) };
     assert!(Client::handshake(server.addr, &req).is_err(), "ZooKeeper closes the connection of a client ahead of it");
     Client::connect(server.addr, 4000).expect("others are still served");
 }

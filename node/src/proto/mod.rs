@@ -101,6 +101,23 @@ pub struct ConnectRequest {
 }
 
 impl ConnectRequest {
+    /// A request for a new session, as current clients send it (with the readOnly flag).
+    pub fn new_session(timeout_ms: i32) -> ConnectRequest {
+        ConnectRequest::resume(0, &[0; 16], 0, timeout_ms)
+    }
+
+    /// A request that resumes a session on a new connection.
+    pub fn resume(session_id: i64, password: &[u8], last_zxid_seen: i64, timeout_ms: i32) -> ConnectRequest {
+        ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen,
+            timeout_ms,
+            session_id,
+            password: password.to_vec(),
+            read_only: Some(false),
+        }
+    }
+
     pub fn decode(r: &mut Reader) -> Result<ConnectRequest, DecodeError> {
         Ok(ConnectRequest {
             protocol_version: r.i32()?,
@@ -148,6 +165,20 @@ impl ConnectResponse {
             w.bool(ro);
         }
     }
+}
+
+/// Reads one length-prefixed frame from a blocking stream, refusing lengths outside
+/// `0..=max_bytes` (the clients' side of the framing the server does on its cores).
+pub fn read_frame(input: &mut impl std::io::Read, max_bytes: usize) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    input.read_exact(&mut len)?;
+    let len = i32::from_be_bytes(len);
+    let len = usize::try_from(len).ok().filter(|l| *l <= max_bytes).ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("frame length {len} out of range"))
+    })?;
+    let mut buf = vec![0u8; len];
+    input.read_exact(&mut buf)?;
+    Ok(buf)
 }
 
 /// Heads every reply and notification.

@@ -477,12 +477,13 @@ impl Session {
                             return None;
                         }
                         let req = ConnectRequest {
-                            protocol_version: 0,
-                            last_zxid_seen: link.last_zxid,
-                            timeout_ms: self.shared.timeout_ms,
-                            session_id: link.session_id,
-                            password: link.password.clone(),
                             read_only: Some(self.shared.read_only),
+                            ..ConnectRequest::resume(
+                                link.session_id,
+                                &link.password,
+                                link.last_zxid,
+                                self.shared.timeout_ms,
+                            )
                         };
                         (req, link.session_id != 0)
                     };
