@@ -76,6 +76,13 @@ fn max_fds() -> i64 {
     }
 }
 
+/// Bytes in the engine's snapshot and log directories, as `dirs`, `conf` and the AdminServer
+/// report them.
+pub fn dir_sizes(c: &Config) -> (u64, u64) {
+    let log_dir = c.data_log_dir.as_ref().unwrap_or(&c.data_dir);
+    (dir_size(&c.data_dir.join(engine::recovery::ENGINE_DIR)), dir_size(&log_dir.join(engine::recovery::ENGINE_DIR)))
+}
+
 fn dir_size(p: &std::path::Path) -> u64 {
     std::fs::read_dir(p)
         .map(|d| d.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
@@ -204,10 +211,9 @@ pub fn run(cmd: &str, server: &Server, rt: &RuntimeInfo) -> String {
             }
         }
         "dirs" => {
-            let c = rt.config;
-            let _ = writeln!(s, "datadir_size: {}", dir_size(&c.data_dir.join(engine::recovery::ENGINE_DIR)));
-            let log_dir = c.data_log_dir.as_ref().unwrap_or(&c.data_dir).join(engine::recovery::ENGINE_DIR);
-            let _ = writeln!(s, "logdir_size: {}", dir_size(&log_dir));
+            let (data, log) = dir_sizes(rt.config);
+            let _ = writeln!(s, "datadir_size: {data}");
+            let _ = writeln!(s, "logdir_size: {log}");
         }
         "wchs" => {
             let (sessions, paths, total) = watch_summary(server);
@@ -265,13 +271,14 @@ pub fn run(cmd: &str, server: &Server, rt: &RuntimeInfo) -> String {
 /// `conf`'s keys, shared with the AdminServer's `configuration`.
 pub fn configuration(c: &Config) -> Vec<(&'static str, String)> {
     let log_dir = c.data_log_dir.as_ref().unwrap_or(&c.data_dir);
+    let (data_size, log_size) = dir_sizes(c);
     vec![
         ("clientPort", c.client_port.to_string()),
         ("secureClientPort", "-1".into()),
         ("dataDir", c.data_dir.display().to_string()),
-        ("dataDirSize", dir_size(&c.data_dir.join(engine::recovery::ENGINE_DIR)).to_string()),
+        ("dataDirSize", data_size.to_string()),
         ("dataLogDir", log_dir.display().to_string()),
-        ("dataLogSize", dir_size(&log_dir.join(engine::recovery::ENGINE_DIR)).to_string()),
+        ("dataLogSize", log_size.to_string()),
         ("tickTime", c.tick_time_ms.to_string()),
         ("maxClientCnxns", c.max_client_cnxns.to_string()),
         ("minSessionTimeout", c.min_session_timeout().to_string()),

@@ -182,12 +182,9 @@ pub(crate) fn admin(path: &str, core: &mut TreeCore) -> HttpResponse {
         }
         "get_trace_mask" => fields.push(("tracemask".into(), "0".into())),
         "dirs" => {
-            let text = fourlw::run("dirs", server, &rt);
-            for line in text.lines() {
-                if let Some((k, v)) = line.split_once(": ") {
-                    fields.push((k.to_string(), v.trim().to_string()));
-                }
-            }
+            let (data, log) = fourlw::dir_sizes(rt.config);
+            fields.push(("datadir_size".into(), data.to_string()));
+            fields.push(("logdir_size".into(), log.to_string()));
         }
         _ => {}
     }

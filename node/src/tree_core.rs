@@ -105,6 +105,8 @@ pub(crate) struct TreeCore {
     pub(crate) conn_latency: HashMap<ConnId, Latency>,
     /// Wakes the log task.
     log_signal: Rc<Outbox<()>>,
+    /// Wakes a snapshot waiting for the log to cover what it captured.
+    durable_signal: Rc<Outbox<()>>,
     pub(crate) log_stats: LogStats,
     txns_since_snapshot: u64,
     snapshot_threshold: u64,
@@ -128,6 +130,7 @@ impl TreeCore {
             latency: Latency::default(),
             conn_latency: HashMap::new(),
             log_signal: Rc::new(Outbox::default()),
+            durable_signal: Rc::new(Outbox::default()),
             log_stats: LogStats::default(),
             txns_since_snapshot: 0,
             snapshot_threshold: 0,
@@ -251,6 +254,9 @@ impl TreeCore {
     fn durable(&mut self, zxid: i64) {
         debug_assert!(zxid >= self.durable_zxid, "durability went back");
         self.durable_zxid = zxid;
+        if self.snapshot_running {
+            self.durable_signal.push(());
+        }
         while self.held.front().is_some_and(|(needed, _, _)| *needed <= zxid) {
             if let Some((_, actions, origin)) = self.held.pop_front() {
                 self.answered(origin);
@@ -387,8 +393,12 @@ async fn write_snapshot(tree: &Rc<RefCell<TreeCore>>, dirs: &Dirs) -> std::io::R
         glommio::yield_if_needed().await;
     }
     let captured = tree.borrow().server.tree().last_zxid();
+    let durable = tree.borrow().durable_signal.clone();
+    let mut wake = Vec::new();
     while tree.borrow().durable_zxid < captured {
-        glommio::timer::sleep(Duration::from_millis(1)).await;
+        // Pushed by `durable` each time the log advances while a snapshot runs.
+        durable.drain(&mut wake).await;
+        wake.clear();
     }
     let path = job.finish().await?;
     Ok((path, zxid))
