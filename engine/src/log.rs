@@ -133,7 +133,7 @@ pub fn read_header(bytes: &[u8]) -> Result<i64, SegmentError> {
 }
 
 /// A record at `pos` if it is whole and its checksum matches.
-fn record_at(bytes: &[u8], pos: usize) -> Option<RecordRef> {
+pub fn record_at(bytes: &[u8], pos: usize) -> Option<RecordRef> {
     let head = bytes.get(pos..pos + RECORD_HEADER_BYTES)?;
     let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
     if len == 0 || len > RECORD_PAYLOAD_MAX_BYTES {
@@ -148,6 +148,19 @@ fn record_at(bytes: &[u8], pos: usize) -> Option<RecordRef> {
         return None;
     }
     Some(RecordRef { offset: pos, zxid: i64::from_be_bytes(z), payload: start..start + len })
+}
+
+/// The records of an unpadded run of framed records, as a leader sends them to its learners;
+/// None if any is damaged, since a quorum packet that fails its checksums is not to be trusted.
+pub fn framed_records(bytes: &[u8]) -> Option<Vec<RecordRef>> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let r = record_at(bytes, pos)?;
+        pos = r.payload.end;
+        out.push(r);
+    }
+    Some(out)
 }
 
 fn length_at(bytes: &[u8], pos: usize) -> Option<u32> {

@@ -145,6 +145,36 @@ pub fn recover(snap_dir: &Path, log_dir: &Path) -> Result<Recovered, RecoveryErr
     Ok(Recovered { tree, snapshot_zxid, log_tail, replayed })
 }
 
+/// Cuts history back to `zxid`, as a learner told to TRUNC (or handed a snapshot at `zxid`)
+/// must: snapshots newer than it are deleted, log records after it are zeroed in place and
+/// later segments deleted, everything synced. The next `recover` then ends at `zxid` at most.
+pub fn truncate_after(snap_dir: &Path, log_dir: &Path, zxid: i64) -> Result<(), RecoveryError> {
+    for (z, path) in snapshot::list_snapshots(snap_dir).map_err(io_err(snap_dir))? {
+        if z > zxid {
+            std::fs::remove_file(&path).map_err(io_err(&path))?;
+        }
+    }
+    for (first, path) in log::list_segments(log_dir).map_err(io_err(log_dir))? {
+        if first > zxid {
+            std::fs::remove_file(&path).map_err(io_err(&path))?;
+            continue;
+        }
+        let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+        let scan = log::scan(&bytes)
+            .map_err(|e| RecoveryError::BadSegment { path: path.display().to_string(), why: e.to_string() })?;
+        let Some(cut) = scan.records.iter().find(|r| r.zxid > zxid) else { continue };
+        let end = scan.records.last().map_or(cut.offset, |r| log::align_up(r.payload.end)).min(bytes.len());
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
+        f.seek(SeekFrom::Start(cut.offset as u64)).map_err(io_err(&path))?;
+        f.write_all(&vec![0u8; end - cut.offset]).map_err(io_err(&path))?;
+        f.sync_data().map_err(io_err(&path))?;
+    }
+    for dir in [snap_dir, log_dir] {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

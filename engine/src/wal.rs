@@ -172,6 +172,19 @@ impl Wal {
         }
     }
 
+    /// Closes the log for good, after the spare segment being pre-zeroed (if any) is done, so a
+    /// log reopened on the same directory never races it for the spare's name.
+    pub async fn close(mut self) {
+        if let Some(spare) = self.spare.take() {
+            if let Some(Ok(f)) = spare.await {
+                let _ = f.close().await;
+            }
+        }
+        if let Some(Ok(f)) = self.file.take().map(Rc::try_unwrap) {
+            let _ = f.close().await;
+        }
+    }
+
     /// Writes one batch of framed records (`first_zxid` is its first record's zxid) and, with
     /// forceSync, makes it durable before returning. A batch never spans segments.
     pub async fn append(&mut self, records: &[u8], first_zxid: i64) -> Result<(), WalError> {

@@ -58,6 +58,12 @@ pub struct Config {
     pub super_digest: Option<String>,
     pub peers: Vec<Peer>,
     pub peer_type_observer: bool,
+    /// `paddock.quorumHeartbeatMs`: how often leader and learners ping each other (default a
+    /// quarter tick); silence for syncLimit ticks ends the link.
+    pub quorum_heartbeat_ms: Option<u64>,
+    /// `paddock.syncWindowTxns`: txns a leader keeps in memory to sync a learner by DIFF; a
+    /// learner further behind gets a snapshot.
+    pub sync_window_txns: usize,
     pub cores: Option<usize>,
     pub admin_enable_server: bool,
     pub admin_server_address: String,
@@ -109,6 +115,8 @@ impl Default for Config {
             super_digest: None,
             peers: Vec::new(),
             peer_type_observer: false,
+            quorum_heartbeat_ms: None,
+            sync_window_txns: 100_000,
             cores: None,
             admin_enable_server: true,
             admin_server_address: "0.0.0.0".to_string(),
@@ -219,6 +227,8 @@ impl Config {
                 "autopurge.snapRetainCount" => c.autopurge_snap_retain_count = num(key, value)?,
                 "autopurge.purgeInterval" => c.autopurge_purge_interval_hours = num(key, value)?,
                 "snapCount" => c.snap_count = num(key, value)?,
+                "paddock.quorumHeartbeatMs" => c.quorum_heartbeat_ms = Some(num::<u64>(key, value)?.max(1)),
+                "paddock.syncWindowTxns" => c.sync_window_txns = num(key, value)?,
                 "preAllocSize" => c.pre_alloc_size_kb = num(key, value)?,
                 "globalOutstandingLimit" => c.global_outstanding_limit = num(key, value)?,
                 "jute.maxbuffer" => {

@@ -38,6 +38,20 @@ pub struct RuntimeInfo<'a> {
     pub latency: &'a Latency,
     pub conn_latency: &'a HashMap<ConnId, Latency>,
     pub outstanding: usize,
+    /// None for a standalone server.
+    pub ensemble: Option<crate::ensemble::EnsembleInfo>,
+}
+
+/// ZooKeeper's answer to most words while an ensemble member is not serving.
+pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
+
+/// The mode srvr and mntr show: standalone, leader, follower or observer; None while an
+/// ensemble member is LOOKING or syncing.
+pub fn mode(rt: &RuntimeInfo) -> Option<&'static str> {
+    match &rt.ensemble {
+        None => Some("standalone"),
+        Some(e) => e.state,
+    }
 }
 
 /// A monitor value: a number for JSON and Prometheus, or text.
@@ -96,7 +110,7 @@ pub fn monitor(server: &Server, rt: &RuntimeInfo) -> Vec<(String, Value)> {
     let connections: usize = rt.per_core_connections.iter().sum();
     let mut v: Vec<(String, Value)> = vec![
         ("zk_version".into(), Value::Text(VERSION.into())),
-        ("zk_server_state".into(), Value::Text("standalone".into())),
+        ("zk_server_state".into(), Value::Text(mode(rt).unwrap_or("looking").into())),
         ("zk_avg_latency".into(), Value::Float(rt.latency.avg_ms())),
         ("zk_max_latency".into(), Value::Int(rt.latency.max_ms() as i64)),
         ("zk_min_latency".into(), Value::Int(rt.latency.min_ms() as i64)),
@@ -131,6 +145,20 @@ pub fn monitor(server: &Server, rt: &RuntimeInfo) -> Vec<(String, Value)> {
     v.push(("paddock_fsync_latency_us_max".into(), Value::Int(log.fsync_latency_us.max() as i64)));
     v.push(("paddock_snapshot_count".into(), Value::Int(log.snapshots as i64)));
     v.push(("paddock_last_snapshot_zxid".into(), Value::Text(zxid_hex(log.last_snapshot_zxid))));
+    if let Some(e) = &rt.ensemble {
+        if e.state == Some("leader") {
+            v.push(("zk_learners".into(), Value::Int(e.learners as i64)));
+            v.push(("zk_synced_followers".into(), Value::Int(e.synced_followers as i64)));
+            v.push(("zk_synced_observers".into(), Value::Int(e.synced_observers as i64)));
+            v.push(("zk_pending_syncs".into(), Value::Int(e.pending_syncs as i64)));
+        }
+        v.push(("paddock_sync_diff".into(), Value::Int(e.sync_diff as i64)));
+        v.push(("paddock_sync_trunc".into(), Value::Int(e.sync_trunc as i64)));
+        v.push(("paddock_sync_snap".into(), Value::Int(e.sync_snap as i64)));
+        v.push(("paddock_last_logged_zxid".into(), Value::Text(zxid_hex(e.last_logged_zxid))));
+        v.push(("paddock_current_epoch".into(), Value::Int(e.epoch as i64)));
+        v.push(("paddock_elections".into(), Value::Int(e.elections as i64)));
+    }
     v
 }
 
@@ -167,6 +195,9 @@ pub fn run(cmd: &str, server: &Server, rt: &RuntimeInfo) -> String {
     match cmd {
         "ruok" => s.push_str("imok"),
         "isro" => s.push_str("rw"),
+        "srvr" | "stat" | "mntr" | "cons" | "wchs" | "wchc" | "wchp" | "dump" if mode(rt).is_none() => {
+            s.push_str(NOT_SERVING);
+        }
         "srvr" | "stat" => {
             let _ = writeln!(s, "Zookeeper version: {VERSION}");
             if cmd == "stat" {
@@ -183,7 +214,7 @@ pub fn run(cmd: &str, server: &Server, rt: &RuntimeInfo) -> String {
             let _ = writeln!(s, "Connections: {connections}");
             let _ = writeln!(s, "Outstanding: {}", rt.outstanding);
             let _ = writeln!(s, "Zxid: {}", zxid_hex(tree.last_zxid()));
-            let _ = writeln!(s, "Mode: standalone");
+            let _ = writeln!(s, "Mode: {}", mode(rt).unwrap_or("standalone"));
             let _ = writeln!(s, "Node count: {}", tree.node_count() + 1);
         }
         "mntr" => {

@@ -4,14 +4,17 @@
 pub mod auth;
 pub mod config;
 pub mod election;
+pub mod ensemble;
 pub mod fourlw;
 pub mod http;
 pub mod outbox;
 pub mod persist;
 pub mod prep;
 pub mod proto;
+pub mod quorum;
 pub mod runtime;
 pub mod server;
 pub mod sessions;
 pub mod tree_core;
 pub mod watches;
+pub mod zab;

@@ -19,13 +19,15 @@ use glommio::net::{AcceptedTcpStream, TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::Config;
+use crate::ensemble::{election_listener, election_sender, peer_main, quorum_listener, Ensemble, Role};
 use crate::fourlw;
 use crate::http;
 use crate::outbox::Outbox;
 use crate::persist::{load_or_create_secret, remove_partial_snapshots, Dirs};
 use crate::proto::{ConnectRequest, DecodeError, Packet, Reader, ReplyHeader, Writer};
+use crate::server::Serving;
 use crate::server::{Action, ConnId, Server, ServerSettings};
-use crate::tree_core::{log_task, open_wal, purge_task, TreeCore};
+use crate::tree_core::{fatal, log_task, open_wal, purge_task, TreeCore};
 
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +128,8 @@ impl Local {
                         o.push(Out::Close);
                     }
                 }
+                // Core 0 sends these to the leader before frames reach a connection's core.
+                Action::Forward(_) => {}
             }
         }
     }
@@ -239,7 +243,7 @@ struct Boot {
     secret: u64,
 }
 
-fn settings(config: &Config, secret: u64) -> ServerSettings {
+pub(crate) fn settings(config: &Config, secret: u64, server_id: u64) -> ServerSettings {
     ServerSettings {
         tick_ms: config.tick_time_ms,
         min_session_timeout_ms: config.min_session_timeout(),
@@ -250,6 +254,7 @@ fn settings(config: &Config, secret: u64) -> ServerSettings {
         container_check_interval_ms: config.container_check_interval_ms,
         container_max_per_minute: config.container_max_per_minute,
         secret,
+        server_id,
     }
 }
 
@@ -265,8 +270,21 @@ async fn core0_main(
     let Some(recovered) = boot.recovered else { return };
     let next_zxid = recovered.tree.last_zxid() + 1;
     let wal = open_wal(&config, &boot.dirs, recovered.log_tail, next_zxid).await;
-    let server = Server::with_tree(settings(&config, boot.secret), recovered.tree, 0, wall_ms());
+    let ensemble = match Ensemble::from_config(config.clone(), &boot.dirs) {
+        Ok(e) => e.map(Rc::new),
+        Err(e) => fatal("cannot start as an ensemble member", e),
+    };
+    let server_id = ensemble.as_ref().map_or(0, |e| e.me());
+    let mut server = Server::with_tree(settings(&config, boot.secret, server_id), recovered.tree, 0, wall_ms());
+    if ensemble.is_some() {
+        server.set_serving(Serving::No);
+    }
     let tree = Rc::new(RefCell::new(TreeCore::new(server, config.clone(), cores)));
+    if let Some(e) = &ensemble {
+        let mut t = tree.borrow_mut();
+        t.role = Role::Looking;
+        t.ensemble = Some(e.clone());
+    }
     let local = Rc::new(Local {
         core: 0,
         conns: RefCell::new(HashMap::new()),
@@ -274,7 +292,11 @@ async fn core0_main(
         config: config.clone(),
     });
     tree.borrow_mut().local = Some(local.clone());
-    glommio::spawn_local(log_task(tree.clone(), wal, boot.dirs.clone())).detach();
+    let log = glommio::spawn_local(log_task(tree.clone(), wal, boot.dirs.clone())).detach();
+    if let Some(ens) = &ensemble {
+        ens.set_log_handle(log);
+        start_ensemble(&tree, ens);
+    }
     if config.admin_enable_server {
         match format!("{}:{}", config.admin_server_address, config.admin_server_port).parse() {
             Ok(addr) => {
@@ -368,6 +390,33 @@ async fn core0_main(
             }
         }
     }
+}
+
+/// Binds the quorum and election ports and starts the ensemble's tasks on a latency-critical
+/// queue, so heartbeats and votes are not stuck behind bulk work on core 0.
+fn start_ensemble(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>) {
+    let (quorum_addr, election_addr) = ens.own_addrs();
+    let bind_any = |a: SocketAddr| SocketAddr::new(IpAddr::from([0, 0, 0, 0]), a.port());
+    let quorum = bind_retrying(bind_any(quorum_addr)).unwrap_or_else(|e| fatal("cannot listen on the quorum port", e));
+    let election =
+        bind_retrying(bind_any(election_addr)).unwrap_or_else(|e| fatal("cannot listen on the election port", e));
+    tracing::info!(myid = ens.me(), %quorum_addr, %election_addr, "ensemble member");
+    let queue = glommio::executor().create_task_queue(
+        glommio::Shares::Static(1000),
+        glommio::Latency::Matters(Duration::from_millis(1)),
+        "quorum",
+    );
+    let spawn = |f: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>| match glommio::spawn_local_into(f, queue)
+    {
+        Ok(t) => t.detach(),
+        Err(e) => fatal("cannot start the ensemble's tasks", e),
+    };
+    spawn(Box::pin(election_listener(ens.clone(), election.into_raw_fd())));
+    for peer in ens.peers() {
+        spawn(Box::pin(election_sender(ens.clone(), peer)));
+    }
+    spawn(Box::pin(quorum_listener(tree.clone(), ens.clone(), quorum.into_raw_fd())));
+    spawn(Box::pin(peer_main(tree.clone(), ens.clone())));
 }
 
 async fn core_main(core: u32, config: Config, to_tree: SharedSender<ToTree>, from_tree: SharedReceiver<FromTree>) {

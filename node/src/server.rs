@@ -6,7 +6,7 @@
 //! fire watches. A request's watch events are emitted before its reply, and replies leave in the
 //! order requests arrived, which is what makes ZooKeeper's ordering guarantees hold.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use engine::stat::EphemeralKind;
@@ -36,6 +36,32 @@ pub enum Action {
     Send { conn: ConnId, frame: Vec<u8> },
     /// Close a connection once what was queued before has been written.
     Close { conn: ConnId },
+    /// A learner hands this to its leader: writes are ordered there.
+    Forward(Forward),
+}
+
+/// What a learner's leader must order: new sessions, writes, closes and syncs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Forward {
+    CreateSession { session_id: i64, timeout_ms: i32 },
+    Request { session_id: i64, auth: Vec<Id>, packet: Packet },
+}
+
+/// How this server takes part: alone, as the leader that orders writes, or as a learner that
+/// forwards them; not serving at all while an ensemble member has no leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serving {
+    No,
+    Standalone,
+    Leader { epoch: u64 },
+    Learner,
+}
+
+/// A handshake on a learner, waiting for the leader to commit its session.
+struct PendingConnect {
+    conn: ConnId,
+    remote: SocketAddr,
+    read_only: Option<bool>,
 }
 
 /// The settings the protocol core needs, already validated.
@@ -53,6 +79,9 @@ pub struct ServerSettings {
     pub container_max_per_minute: usize,
     /// Seeds session passwords; a restart with another secret invalidates old passwords.
     pub secret: u64,
+    /// `myid` (0 standalone): the top byte of the session ids this server hands out, so
+    /// servers of an ensemble never hand out the same one.
+    pub server_id: u64,
 }
 
 struct Conn {
@@ -145,6 +174,18 @@ pub struct Server {
     last_container_check_ms: u64,
     counters: Counters,
     log: PendingLog,
+    serving: Serving,
+    /// The time of the call being handled, for session bookkeeping inside `apply`.
+    now_ms: u64,
+    /// Learner: requests sent to the leader, by (session, cxid), awaiting their commit.
+    forwarded: HashMap<(i64, i32), (ConnId, i32, Request)>,
+    /// Learner: handshakes awaiting their session's commit.
+    pending_connects: HashMap<i64, PendingConnect>,
+    /// Learner: requests that arrived behind a forwarded one of the same connection, held to
+    /// keep the connection's order (ZooKeeper's CommitProcessor rule), and the count ahead.
+    blocked: HashMap<ConnId, (usize, VecDeque<Packet>)>,
+    /// Learner: sessions active since the last ping to the leader.
+    touched: HashSet<i64>,
 }
 
 fn frame(header: ReplyHeader, body: Option<&Response>) -> Vec<u8> {
@@ -165,8 +206,8 @@ impl Server {
     /// A server over a tree recovered by the engine; its sessions get a fresh timeout, as after a
     /// ZooKeeper restart, and expire unless their clients come back.
     pub fn with_tree(settings: ServerSettings, tree: DataTree, now_ms: u64, wall_ms: i64) -> Server {
-        // SessionTrackerImpl.initializeNextSessionId with server id 0.
-        let mut next_session_id = ((wall_ms as u64) << 24 >> 8) as i64;
+        // SessionTrackerImpl.initializeNextSessionId: time in the middle, server id on top.
+        let mut next_session_id = (((wall_ms as u64) << 24 >> 8) | (settings.server_id << 56)) as i64;
         if let Some(max) = tree.sessions().keys().max() {
             next_session_id = next_session_id.max(max + 1);
         }
@@ -188,7 +229,38 @@ impl Server {
             last_container_check_ms: 0,
             counters: Counters::default(),
             log: PendingLog::default(),
+            serving: Serving::Standalone,
+            now_ms,
+            forwarded: HashMap::new(),
+            pending_connects: HashMap::new(),
+            blocked: HashMap::new(),
+            touched: HashSet::new(),
         }
+    }
+
+    /// How this server serves now.
+    pub fn serving(&self) -> Serving {
+        self.serving
+    }
+
+    /// Changes how this server serves (an ensemble member starts with `No`).
+    pub fn set_serving(&mut self, serving: Serving) {
+        self.serving = serving;
+    }
+
+    /// Adopts the leader's secret, so a session's password is the same on every server.
+    pub fn set_secret(&mut self, secret: u64) {
+        self.settings.secret = secret;
+    }
+
+    /// Every connection this server knows, for closing them all when it stops serving.
+    pub fn all_connections(&self) -> Vec<ConnId> {
+        self.conns.keys().copied().chain(self.pending_connects.values().map(|p| p.conn)).collect()
+    }
+
+    /// Learner: the sessions active since the last call, for the ping to the leader.
+    pub fn take_touched(&mut self) -> Vec<i64> {
+        self.touched.drain().collect()
     }
 
     pub fn tree(&self) -> &DataTree {
@@ -248,7 +320,7 @@ impl Server {
         out.push(Action::Send { conn, frame: frame(header, body) });
     }
 
-    /// Applies a txn at the next zxid and fires its watches; the one place the tree changes.
+    /// Assigns the next zxid (of this leader's epoch), logs the txn and applies it.
     fn commit(
         &mut self,
         session_id: i64,
@@ -257,14 +329,25 @@ impl Server {
         txn: &Txn,
         out: &mut Vec<Action>,
     ) -> (i64, engine::ApplyResult) {
-        let zxid = self.tree.last_zxid() + 1;
+        let epoch = match self.serving {
+            Serving::Leader { epoch } => epoch,
+            _ => 0,
+        };
+        let zxid = crate::zab::next_zxid(epoch, self.tree.last_zxid());
         let hdr = TxnHeader { session_id, cxid, zxid, time_ms: wall_ms };
-        let result = self.tree.apply(&hdr, txn);
         let log = &mut self.log;
         log.scratch.clear();
         engine::codec::encode_txn(&hdr, txn, &mut log.scratch);
         engine::log::frame_record(zxid, &log.scratch, &mut log.bytes);
         log.records.push((log.bytes.len(), zxid));
+        let result = self.apply_txn(&hdr, txn, out);
+        (zxid, result)
+    }
+
+    /// Applies a txn, keeps the session table in step and fires its watches: the one place
+    /// the tree changes, on leaders and learners alike.
+    fn apply_txn(&mut self, hdr: &TxnHeader, txn: &Txn, out: &mut Vec<Action>) -> engine::ApplyResult {
+        let result = self.tree.apply(hdr, txn);
         let mut fired = Vec::new();
         for t in &result.triggers {
             let before = fired.len();
@@ -287,7 +370,18 @@ impl Server {
             }
         }
         self.deliver(fired, out);
-        (zxid, result)
+        match txn {
+            Txn::CreateSession { timeout_ms } => self.sessions.add(hdr.session_id, *timeout_ms, self.now_ms),
+            Txn::CloseSession => {
+                self.sessions.remove(hdr.session_id);
+                self.watches.remove_session(hdr.session_id);
+                if let Some(conn) = self.session_conn.remove(&hdr.session_id) {
+                    self.conns.remove(&conn);
+                }
+            }
+            _ => {}
+        }
+        result
     }
 
     fn deliver(&mut self, fired: Vec<Fired>, out: &mut Vec<Action>) {
@@ -309,6 +403,13 @@ impl Server {
     /// Whether applied txns wait to be logged.
     pub fn has_pending_log(&self) -> bool {
         !self.log.records.is_empty()
+    }
+
+    /// Learner: queues a record the leader proposed (already framed) for the log.
+    pub fn append_framed(&mut self, framed: &[u8], zxid: i64) {
+        debug_assert!(self.log.records.last().is_none_or(|(_, z)| *z < zxid), "the log goes forward");
+        self.log.bytes.extend_from_slice(framed);
+        self.log.records.push((self.log.bytes.len(), zxid));
     }
 
     /// Takes the oldest pending records, up to `max_bytes` (at least one record), to be written
@@ -342,7 +443,8 @@ impl Server {
         out: &mut Vec<Action>,
     ) {
         self.counters.packets_received += 1;
-        if req.last_zxid_seen > self.tree.last_zxid() {
+        self.now_ms = now_ms;
+        if self.serving == Serving::No || req.last_zxid_seen > self.tree.last_zxid() {
             // The client has seen a newer state than ours: it must try another server.
             out.push(Action::Close { conn });
             return;
@@ -353,8 +455,13 @@ impl Server {
         let session_id = if req.session_id == 0 {
             let sid = self.next_session_id;
             self.next_session_id += 1;
+            if self.serving == Serving::Learner {
+                // The session is ensemble state: it exists once the leader has committed it.
+                out.push(Action::Forward(Forward::CreateSession { session_id: sid, timeout_ms }));
+                self.pending_connects.insert(sid, PendingConnect { conn, remote, read_only });
+                return;
+            }
             self.commit(sid, 0, wall_ms, &Txn::CreateSession { timeout_ms }, out);
-            self.sessions.add(sid, timeout_ms, now_ms);
             tracing::debug!(session = format!("{sid:#x}"), timeout_ms, %remote, "session established");
             sid
         } else {
@@ -384,6 +491,21 @@ impl Server {
             self.sessions.add(sid, timeout_ms, now_ms);
             sid
         };
+        self.established(conn, remote, session_id, timeout_ms, read_only, wall_ms, out);
+    }
+
+    /// The handshake's end: the session is live, bound to this connection, and answered.
+    #[allow(clippy::too_many_arguments)]
+    fn established(
+        &mut self,
+        conn: ConnId,
+        remote: SocketAddr,
+        session_id: i64,
+        timeout_ms: i32,
+        read_only: Option<bool>,
+        wall_ms: i64,
+        out: &mut Vec<Action>,
+    ) {
         if let Some(old) = self.session_conn.insert(session_id, conn) {
             if old != conn {
                 // The client moved to a new connection: the old one goes, with its watches.
@@ -420,6 +542,8 @@ impl Server {
 
     /// The connection is gone (closed by either side); its session lives on until it expires.
     pub fn disconnected(&mut self, conn: ConnId) {
+        self.blocked.remove(&conn);
+        self.pending_connects.retain(|_, p| p.conn != conn);
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
@@ -430,17 +554,16 @@ impl Server {
     }
 
     fn end_session(&mut self, session_id: i64, cxid: i32, wall_ms: i64, out: &mut Vec<Action>) -> i64 {
-        let (zxid, _) = self.commit(session_id, cxid, wall_ms, &Txn::CloseSession, out);
-        self.sessions.remove(session_id);
-        self.watches.remove_session(session_id);
-        if let Some(conn) = self.session_conn.remove(&session_id) {
-            self.conns.remove(&conn);
-        }
-        zxid
+        self.commit(session_id, cxid, wall_ms, &Txn::CloseSession, out).0
     }
 
     /// Expires sessions whose time has passed and runs the container/TTL check when due.
     pub fn tick(&mut self, now_ms: u64, wall_ms: i64, out: &mut Vec<Action>) {
+        self.now_ms = now_ms;
+        if !matches!(self.serving, Serving::Standalone | Serving::Leader { .. }) {
+            // Sessions expire and containers go by the leader's decision only.
+            return;
+        }
         for sid in self.sessions.expired(now_ms) {
             let timeout_ms = self.sessions.get(sid).map_or(0, |s| s.timeout_ms);
             tracing::info!(session = format!("{sid:#x}"), timeout_ms, "session expired");
@@ -484,6 +607,118 @@ impl Server {
         }
     }
 
+    /// The txn a client's write becomes, where it is ordered (standalone or leader).
+    fn client_write_txn(&self, session_id: i64, ids: &[Id], opcode: i32, req: &Request, wall_ms: i64) -> Txn {
+        let mixed = matches!(req, Request::Multi(ops) if ops.iter().any(|(o, _)| matches!(*o, op::GET_DATA | op::GET_CHILDREN)));
+        if mixed {
+            // A multi mixing reads into writes does not decode; it still takes a zxid.
+            Txn::Error { err: code::MARSHALLING_ERROR }
+        } else if opcode == op::DELETE_CONTAINER {
+            // The container check's own opcode: ZooKeeper refuses it from clients.
+            Txn::Error { err: code::BAD_ARGUMENTS }
+        } else {
+            self.prepare(session_id, ids, opcode, req, wall_ms)
+        }
+    }
+
+    /// Leader: orders what a learner forwarded. The learner answers its client once it applies
+    /// the commit, so nothing is sent from here.
+    pub fn forwarded(&mut self, f: Forward, now_ms: u64, wall_ms: i64, out: &mut Vec<Action>) {
+        self.now_ms = now_ms;
+        match f {
+            Forward::CreateSession { session_id, timeout_ms } => {
+                if self.sessions.get(session_id).is_none() {
+                    self.commit(session_id, 0, wall_ms, &Txn::CreateSession { timeout_ms }, out);
+                }
+            }
+            Forward::Request { session_id, auth, packet } => {
+                if !self.sessions.touch(session_id, now_ms) {
+                    let txn = Txn::Error { err: code::SESSION_EXPIRED };
+                    self.commit(session_id, packet.xid, wall_ms, &txn, out);
+                } else if packet.op == op::CLOSE_SESSION {
+                    self.end_session(session_id, packet.xid, wall_ms, out);
+                } else {
+                    let txn = self.client_write_txn(session_id, &auth, packet.op, &packet.request, wall_ms);
+                    self.commit(session_id, packet.xid, wall_ms, &txn, out);
+                }
+            }
+        }
+    }
+
+    /// Leader: a learner's clients were active.
+    pub fn touch_sessions(&mut self, sessions: &[i64], now_ms: u64) {
+        for s in sessions {
+            self.sessions.touch(*s, now_ms);
+        }
+    }
+
+    /// Learner: applies a txn the leader committed, and answers the local client whose request
+    /// it was (or completes its handshake).
+    pub fn apply_committed(&mut self, hdr: &TxnHeader, txn: &Txn, now_ms: u64, wall_ms: i64, out: &mut Vec<Action>) {
+        self.now_ms = now_ms;
+        if hdr.zxid <= self.tree.last_zxid() {
+            // Already in the tree (it came with a snapshot).
+            return;
+        }
+        let session_conn = self.session_conn.get(&hdr.session_id).copied();
+        let result = self.apply_txn(hdr, txn, out);
+        if let Txn::CreateSession { timeout_ms } = txn {
+            if let Some(p) = self.pending_connects.remove(&hdr.session_id) {
+                self.established(p.conn, p.remote, hdr.session_id, *timeout_ms, p.read_only, wall_ms, out);
+            }
+            return;
+        }
+        match self.forwarded.remove(&(hdr.session_id, hdr.cxid)) {
+            Some((conn, opcode, req)) => {
+                let (err, body) = write_response(opcode, &req, txn, &result);
+                self.send(out, conn, ReplyHeader { xid: hdr.cxid, zxid: hdr.zxid, err }, body.as_ref());
+                if matches!(txn, Txn::CloseSession) {
+                    out.push(Action::Close { conn });
+                }
+                self.unblock(conn, now_ms, wall_ms, out);
+            }
+            None => {
+                if let (Txn::CloseSession, Some(conn)) = (txn, session_conn) {
+                    // Expired by the leader while connected here.
+                    out.push(Action::Close { conn });
+                }
+            }
+        }
+    }
+
+    /// Learner: the leader has committed every write before this session's `sync`.
+    pub fn sync_done(&mut self, session_id: i64, cxid: i32, now_ms: u64, wall_ms: i64, out: &mut Vec<Action>) {
+        if let Some((conn, _, Request::Sync { path })) = self.forwarded.remove(&(session_id, cxid)) {
+            let h = ReplyHeader { xid: cxid, zxid: self.tree.last_zxid(), err: 0 };
+            self.send(out, conn, h, Some(&Response::Path(path)));
+            self.unblock(conn, now_ms, wall_ms, out);
+        }
+    }
+
+    /// A forwarded request of `conn` was answered: run what queued behind it, in order, until
+    /// the next one that must go to the leader.
+    fn unblock(&mut self, conn: ConnId, now_ms: u64, wall_ms: i64, out: &mut Vec<Action>) {
+        if let Some(b) = self.blocked.get_mut(&conn) {
+            b.0 = b.0.saturating_sub(1);
+        }
+        loop {
+            let packet = {
+                let Some((ahead, queue)) = self.blocked.get_mut(&conn) else { return };
+                if *ahead > 0 {
+                    return;
+                }
+                match queue.pop_front() {
+                    Some(p) => p,
+                    None => {
+                        self.blocked.remove(&conn);
+                        return;
+                    }
+                }
+            };
+            self.request(conn, packet, now_ms, wall_ms, out);
+        }
+    }
+
     fn prepare(&self, session_id: i64, ids: &[Id], opcode: i32, req: &Request, wall_ms: i64) -> Txn {
         let ctx = PrepContext {
             session_id,
@@ -498,6 +733,13 @@ impl Server {
 
     /// One request of an established connection.
     pub fn request(&mut self, conn: ConnId, packet: Packet, now_ms: u64, wall_ms: i64, out: &mut Vec<Action>) {
+        self.now_ms = now_ms;
+        if let Some((ahead, queue)) = self.blocked.get_mut(&conn) {
+            if *ahead > 0 {
+                queue.push_back(packet);
+                return;
+            }
+        }
         self.counters.packets_received += 1;
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -513,6 +755,18 @@ impl Server {
             self.send(out, conn, h, None);
             out.push(Action::Close { conn });
             return;
+        }
+        if self.serving == Serving::Learner {
+            self.touched.insert(session_id);
+            let ordered = matches!(packet.request, Request::CloseSession | Request::Sync { .. })
+                || (packet.request.is_write(packet.op) && packet.op != op::MULTI_READ);
+            if ordered {
+                let auth = self.conns.get(&conn).map(|c| c.auth.clone()).unwrap_or_default();
+                out.push(Action::Forward(Forward::Request { session_id, auth, packet: packet.clone() }));
+                self.forwarded.insert((session_id, xid), (conn, packet.op, packet.request));
+                self.blocked.entry(conn).or_default().0 += 1;
+                return;
+            }
         }
         let last_zxid = self.tree.last_zxid();
         let ok = |body: Response| (0, Some(body));
@@ -569,17 +823,8 @@ impl Server {
                 }
             }
             ref req if req.is_write(packet.op) => {
-                let mixed = matches!(req, Request::Multi(ops) if ops.iter().any(|(o, _)| matches!(*o, op::GET_DATA | op::GET_CHILDREN)));
                 let ids = self.conns.get(&conn).map(|c| c.auth.clone()).unwrap_or_default();
-                let txn = if mixed {
-                    // A multi mixing reads into writes does not decode; it still takes a zxid.
-                    Txn::Error { err: code::MARSHALLING_ERROR }
-                } else if packet.op == op::DELETE_CONTAINER {
-                    // The container check's own opcode: ZooKeeper refuses it from clients.
-                    Txn::Error { err: code::BAD_ARGUMENTS }
-                } else {
-                    self.prepare(session_id, &ids, packet.op, req, wall_ms)
-                };
+                let txn = self.client_write_txn(session_id, &ids, packet.op, req, wall_ms);
                 let (zxid, result) = self.commit(session_id, xid, wall_ms, &txn, out);
                 let (err, body) = write_response(packet.op, req, &txn, &result);
                 self.send(out, conn, ReplyHeader { xid, zxid, err }, body.as_ref());

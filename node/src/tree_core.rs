@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use engine::wal::{Wal, WalSettings};
 
 use crate::config::Config;
+use crate::ensemble::Role;
 use crate::fourlw;
 use crate::outbox::Outbox;
 use crate::persist::{Dirs, SnapshotJob};
@@ -98,19 +99,26 @@ pub(crate) struct TreeCore {
     per_ip_connections: HashMap<IpAddr, usize>,
     next_conn_id: u64,
     /// The log is durable up to here.
-    durable_zxid: i64,
-    /// Frames waiting for the log, with the zxid they need and the request they answer.
-    held: VecDeque<(i64, Vec<Action>, Origin)>,
+    pub(crate) durable_zxid: i64,
+    /// Frames waiting for the log (or, on a leader, for the commit), with the zxid they need
+    /// and the request they answer.
+    pub(crate) held: VecDeque<(i64, Vec<Action>, Origin)>,
+    /// Standalone, or this server's part in the ensemble.
+    pub(crate) role: Role,
+    /// Set to make the log task write what is pending and end, handing back the log.
+    pub(crate) log_closing: bool,
+    /// The ensemble this server belongs to, if any.
+    pub(crate) ensemble: Option<Rc<crate::ensemble::Ensemble>>,
     pub(crate) latency: Latency,
     pub(crate) conn_latency: HashMap<ConnId, Latency>,
     /// Wakes the log task.
-    log_signal: Rc<Outbox<()>>,
+    pub(crate) log_signal: Rc<Outbox<()>>,
     /// Wakes a snapshot waiting for the log to cover what it captured.
     durable_signal: Rc<Outbox<()>>,
     pub(crate) log_stats: LogStats,
     txns_since_snapshot: u64,
     snapshot_threshold: u64,
-    snapshot_running: bool,
+    pub(crate) snapshot_running: bool,
 }
 
 impl TreeCore {
@@ -127,6 +135,9 @@ impl TreeCore {
             next_conn_id: 0,
             durable_zxid,
             held: VecDeque::new(),
+            role: Role::Standalone,
+            log_closing: false,
+            ensemble: None,
             latency: Latency::default(),
             conn_latency: HashMap::new(),
             log_signal: Rc::new(Outbox::default()),
@@ -195,6 +206,7 @@ impl TreeCore {
             latency: &self.latency,
             conn_latency: &self.conn_latency,
             outstanding: self.held.len(),
+            ensemble: self.ensemble_info(),
         }
     }
 
@@ -219,22 +231,43 @@ impl TreeCore {
         fourlw::run(cmd, &self.server, &self.info())
     }
 
+    pub(crate) fn now_ms_pub(&self) -> u64 {
+        self.now_ms()
+    }
+
     pub(crate) fn tick(&mut self) {
         let mut out = Vec::new();
         self.server.tick(self.now_ms(), wall_ms(), &mut out);
         self.route(out, None);
     }
 
-    /// Holds actions until the log is durable past every txn applied so far.
-    fn route(&mut self, actions: Vec<Action>, origin: Origin) {
+    /// Holds actions until every txn applied so far is durable (standalone) or committed
+    /// (leader); a learner applies only committed txns, so its frames go at once. Requests a
+    /// learner forwards go to the leader at once.
+    pub(crate) fn route(&mut self, mut actions: Vec<Action>, origin: Origin) {
         if self.server.has_pending_log() {
             self.log_signal.push(());
+        }
+        if actions.iter().any(|a| matches!(a, Action::Forward(_))) {
+            let mut rest = Vec::with_capacity(actions.len());
+            for a in actions {
+                match a {
+                    Action::Forward(f) => self.forward(f),
+                    other => rest.push(other),
+                }
+            }
+            actions = rest;
         }
         if actions.is_empty() {
             return;
         }
         let needed = self.server.tree().last_zxid();
-        if needed <= self.durable_zxid && self.held.is_empty() {
+        let releasable = match &self.role {
+            Role::Standalone => self.durable_zxid,
+            Role::Leader(l) => l.committed(),
+            Role::Learner(_) | Role::Looking => i64::MAX,
+        };
+        if needed <= releasable && self.held.is_empty() {
             self.answered(origin);
             self.send_now(actions);
         } else {
@@ -250,13 +283,23 @@ impl TreeCore {
         }
     }
 
-    /// The log is durable up to `zxid`: release what waited for it.
+    /// The log is durable up to `zxid`: release what waited for it, or count it as this
+    /// server's ack.
     fn durable(&mut self, zxid: i64) {
         debug_assert!(zxid >= self.durable_zxid, "durability went back");
         self.durable_zxid = zxid;
         if self.snapshot_running {
             self.durable_signal.push(());
         }
+        match &self.role {
+            Role::Standalone => self.release(zxid),
+            Role::Leader(_) | Role::Learner(_) => self.ensemble_durable(zxid),
+            Role::Looking => {}
+        }
+    }
+
+    /// Sends what waited for `zxid` (durable, or committed on a leader).
+    pub(crate) fn release(&mut self, zxid: i64) {
         while self.held.front().is_some_and(|(needed, _, _)| *needed <= zxid) {
             if let Some((_, actions, origin)) = self.held.pop_front() {
                 self.answered(origin);
@@ -265,11 +308,12 @@ impl TreeCore {
         }
     }
 
-    fn send_now(&self, actions: Vec<Action>) {
+    pub(crate) fn send_now(&self, actions: Vec<Action>) {
         let mut by_core: Vec<Vec<Action>> = (0..self.remote.len()).map(|_| Vec::new()).collect();
         for a in actions {
             let core = match &a {
                 Action::Send { conn, .. } | Action::Close { conn } => conn.core as usize,
+                Action::Forward(_) => continue,
             };
             if let Some(v) = by_core.get_mut(core) {
                 v.push(a);
@@ -307,14 +351,15 @@ impl TreeCore {
 
 /// Stops the process: the tree is ahead of a log that cannot be written, so serving on would
 /// acknowledge writes that a restart loses.
-fn fatal(what: &str, e: impl std::fmt::Display) -> ! {
+pub(crate) fn fatal(what: &str, e: impl std::fmt::Display) -> ! {
     tracing::error!(error = %e, "{what}; stopping, as the log can no longer be trusted");
     eprintln!("paddock: {what}: {e}");
     std::process::exit(1)
 }
 
-/// The log task: drains applied txns into group-committed writes, forever.
-pub(crate) async fn log_task(tree: Rc<RefCell<TreeCore>>, mut wal: Wal, dirs: Dirs) {
+/// The log task: drains applied txns into group-committed writes until the log is closed
+/// (an ensemble member changing role), then hands the log back.
+pub(crate) async fn log_task(tree: Rc<RefCell<TreeCore>>, mut wal: Wal, dirs: Dirs) -> Wal {
     let signal = tree.borrow().log_signal.clone();
     // Half a segment at most, so a batch always fits a fresh segment.
     let batch_max_bytes = (wal.segment_bytes() / 2 - engine::log::BLOCK_BYTES).min(LOG_BATCH_MAX_BYTES);
@@ -324,6 +369,7 @@ pub(crate) async fn log_task(tree: Rc<RefCell<TreeCore>>, mut wal: Wal, dirs: Di
         loop {
             let batch = tree.borrow_mut().server.take_log(batch_max_bytes);
             let Some(batch) = batch else { break };
+            tree.borrow_mut().proposed(&batch);
             let started = Instant::now();
             if let Err(e) = wal.append(&batch.bytes, batch.first_zxid).await {
                 fatal("cannot write the transaction log", e);
@@ -349,7 +395,11 @@ pub(crate) async fn log_task(tree: Rc<RefCell<TreeCore>>, mut wal: Wal, dirs: Di
                 glommio::spawn_local(snapshot_task(tree.clone(), dirs.clone())).detach();
             }
         }
+        if tree.borrow().log_closing {
+            break;
+        }
     }
+    wal
 }
 
 /// Writes a fuzzy snapshot in chunks between other work on core 0. It is published only once the
