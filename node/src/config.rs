@@ -64,6 +64,8 @@ pub struct Config {
     /// `paddock.syncWindowTxns`: txns a leader keeps in memory to sync a learner by DIFF; a
     /// learner further behind gets a snapshot.
     pub sync_window_txns: usize,
+    /// `readonlymode.enabled`: serve read-only sessions while cut off from the quorum.
+    pub read_only_mode: bool,
     pub cores: Option<usize>,
     pub admin_enable_server: bool,
     pub admin_server_address: String,
@@ -117,6 +119,7 @@ impl Default for Config {
             peer_type_observer: false,
             quorum_heartbeat_ms: None,
             sync_window_txns: 100_000,
+            read_only_mode: false,
             cores: None,
             admin_enable_server: true,
             admin_server_address: "0.0.0.0".to_string(),
@@ -229,6 +232,7 @@ impl Config {
                 "snapCount" => c.snap_count = num(key, value)?,
                 "paddock.quorumHeartbeatMs" => c.quorum_heartbeat_ms = Some(num::<u64>(key, value)?.max(1)),
                 "paddock.syncWindowTxns" => c.sync_window_txns = num(key, value)?,
+                "readonlymode.enabled" => c.read_only_mode = boolean(key, value)?,
                 "preAllocSize" => c.pre_alloc_size_kb = num(key, value)?,
                 "globalOutstandingLimit" => c.global_outstanding_limit = num(key, value)?,
                 "jute.maxbuffer" => {

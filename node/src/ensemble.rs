@@ -106,6 +106,8 @@ pub struct EnsembleInfo {
     pub last_logged_zxid: i64,
     pub epoch: u64,
     pub elections: u64,
+    /// Serving read-only sessions while cut off from the quorum.
+    pub read_only: bool,
 }
 
 /// How the disk must change before a reload.
@@ -378,6 +380,7 @@ impl TreeCore {
         let mut info = ens.info();
         info.last_logged_zxid = self.durable_zxid.max(self.server.tree().last_zxid());
         let serving = self.server.serving() != Serving::No;
+        info.read_only = self.server.serving() == Serving::ReadOnly;
         info.state = match &self.role {
             Role::Leader(l) if serving => {
                 info.learners = l.learners.len();
@@ -713,8 +716,18 @@ pub(crate) async fn peer_main(tree: Rc<RefCell<TreeCore>>, ens: Rc<Ensemble>) {
         ens.perform(actions);
         ens.stats.borrow_mut().elections += 1;
         tracing::info!(zxid = format!("{last_zxid:#x}"), epoch = ens.current_epoch.get(), "LOOKING");
+        let looking_since = ens.now_ms();
+        // ZooKeeper starts its read-only server after max(2 s, tickTime) without a quorum.
+        let read_only_after = looking_since + ens.tick_ms.max(2000);
         let outcome = loop {
             glommio::timer::sleep(Duration::from_millis(5)).await;
+            if ens.config.read_only_mode && ens.now_ms() >= read_only_after {
+                let mut t = tree.borrow_mut();
+                if t.server.serving() == Serving::No {
+                    tracing::info!("no quorum: serving read-only sessions");
+                    t.server.set_serving(Serving::ReadOnly);
+                }
+            }
             let mut actions = Vec::new();
             let outcome = {
                 let mut e = ens.election.borrow_mut();
@@ -727,6 +740,14 @@ pub(crate) async fn peer_main(tree: Rc<RefCell<TreeCore>>, ens: Rc<Ensemble>) {
                 break outcome;
             }
         };
+        {
+            let mut t = tree.borrow_mut();
+            if t.server.serving() == Serving::ReadOnly {
+                let conns = t.server.all_connections();
+                t.server.set_serving(Serving::No);
+                t.send_now(conns.into_iter().map(|conn| Action::Close { conn }).collect());
+            }
+        }
         match outcome {
             Some((_, _, PeerState::Leading)) => lead(&tree, &ens).await,
             Some((leader, _, PeerState::Following | PeerState::Observing)) => follow(&tree, &ens, leader).await,

@@ -50,6 +50,7 @@ pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving 
 pub fn mode(rt: &RuntimeInfo) -> Option<&'static str> {
     match &rt.ensemble {
         None => Some("standalone"),
+        Some(e) if e.read_only => Some("read-only"),
         Some(e) => e.state,
     }
 }
@@ -194,8 +195,10 @@ pub fn run(cmd: &str, server: &Server, rt: &RuntimeInfo) -> String {
     let mut s = String::new();
     match cmd {
         "ruok" => s.push_str("imok"),
-        "isro" => s.push_str("rw"),
-        "srvr" | "stat" | "mntr" | "cons" | "wchs" | "wchc" | "wchp" | "dump" if mode(rt).is_none() => {
+        "isro" => s.push_str(if rt.ensemble.as_ref().is_some_and(|e| e.read_only) { "ro" } else { "rw" }),
+        "srvr" | "stat" | "mntr" | "cons" | "wchs" | "wchc" | "wchp" | "dump"
+            if mode(rt).is_none() && !rt.ensemble.as_ref().is_some_and(|e| e.read_only) =>
+        {
             s.push_str(NOT_SERVING);
         }
         "srvr" | "stat" => {

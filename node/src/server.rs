@@ -53,8 +53,13 @@ pub enum Forward {
 pub enum Serving {
     No,
     Standalone,
-    Leader { epoch: u64 },
+    Leader {
+        epoch: u64,
+    },
     Learner,
+    /// `readonlymode.enabled`: cut off from its quorum, it serves reads to clients that asked
+    /// for a read-only session, with sessions of its own that never reach the log.
+    ReadOnly,
 }
 
 /// A handshake on a learner, waiting for the leader to commit its session.
@@ -444,14 +449,20 @@ impl Server {
     ) {
         self.counters.packets_received += 1;
         self.now_ms = now_ms;
-        if self.serving == Serving::No || req.last_zxid_seen > self.tree.last_zxid() {
+        let refused = match self.serving {
+            Serving::No => true,
+            // ZooKeeper's read-only server refuses clients that did not ask for read-only.
+            Serving::ReadOnly => req.read_only != Some(true),
+            _ => false,
+        };
+        if refused || req.last_zxid_seen > self.tree.last_zxid() {
             // The client has seen a newer state than ours: it must try another server.
             out.push(Action::Close { conn });
             return;
         }
         let timeout_ms =
             req.timeout_ms.clamp(self.settings.min_session_timeout_ms, self.settings.max_session_timeout_ms);
-        let read_only = req.read_only.map(|_| false);
+        let read_only = req.read_only.map(|_| self.serving == Serving::ReadOnly);
         let session_id = if req.session_id == 0 {
             let sid = self.next_session_id;
             self.next_session_id += 1;
@@ -459,6 +470,12 @@ impl Server {
                 // The session is ensemble state: it exists once the leader has committed it.
                 out.push(Action::Forward(Forward::CreateSession { session_id: sid, timeout_ms }));
                 self.pending_connects.insert(sid, PendingConnect { conn, remote, read_only });
+                return;
+            }
+            if self.serving == Serving::ReadOnly {
+                // A local session: nothing is logged while cut off from the quorum.
+                self.sessions.add(sid, timeout_ms, now_ms);
+                self.established(conn, remote, sid, timeout_ms, read_only, wall_ms, out);
                 return;
             }
             self.commit(sid, 0, wall_ms, &Txn::CreateSession { timeout_ms }, out);
@@ -755,6 +772,24 @@ impl Server {
             self.send(out, conn, h, None);
             out.push(Action::Close { conn });
             return;
+        }
+        if self.serving == Serving::ReadOnly {
+            let refused = matches!(packet.request, Request::Sync { .. })
+                || (packet.request.is_write(packet.op) && !matches!(packet.request, Request::CloseSession));
+            if refused {
+                let h = ReplyHeader { xid, zxid: self.tree.last_zxid(), err: code::NOT_READ_ONLY };
+                self.send(out, conn, h, None);
+                return;
+            }
+            if matches!(packet.request, Request::CloseSession) {
+                self.sessions.remove(session_id);
+                self.watches.remove_session(session_id);
+                self.session_conn.remove(&session_id);
+                self.conns.remove(&conn);
+                self.send(out, conn, ReplyHeader { xid, zxid: self.tree.last_zxid(), err: 0 }, None);
+                out.push(Action::Close { conn });
+                return;
+            }
         }
         if self.serving == Serving::Learner {
             self.touched.insert(session_id);
