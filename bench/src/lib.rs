@@ -3,6 +3,7 @@
 //! exactly as they drive Paddock.
 
 pub mod client;
+pub mod election;
 pub mod load;
 pub mod report;
 mod session;

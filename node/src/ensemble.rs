@@ -34,6 +34,9 @@ use crate::server::{Action, Forward, Server, Serving};
 use crate::tree_core::{fatal, log_task, open_wal, TreeCore};
 use crate::zab::{self, AckTracker, SyncPlan, SyncWindow};
 
+/// Frames queued for one learner beyond which it is dropped and must resync.
+const LEARNER_QUEUE_MAX_FRAMES: usize = 100_000;
+
 /// Standalone, or this server's part in the ensemble.
 pub(crate) enum Role {
     Standalone,
@@ -637,14 +640,6 @@ async fn reload(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, change: DiskCh
         let mut t = tree.borrow_mut();
         let conns = t.server.all_connections();
         t.server.set_serving(Serving::No);
-        if let Role::Leader(l) = &t.role {
-            for link in l.learners.values() {
-                link.out.close();
-            }
-        }
-        if let Role::Learner(l) = &t.role {
-            l.out.close();
-        }
         t.role = Role::Looking;
         // Frames of a role that ended answer nothing anyone may rely on: drop them.
         t.held.clear();
@@ -753,6 +748,11 @@ pub(crate) async fn peer_main(tree: Rc<RefCell<TreeCore>>, ens: Rc<Ensemble>) {
             Some((leader, _, PeerState::Following | PeerState::Observing)) => follow(&tree, &ens, leader).await,
             _ => {}
         }
+        if let Role::Leader(l) = &tree.borrow().role {
+            for link in l.learners.values() {
+                link.out.close();
+            }
+        }
         reload(&tree, &ens, DiskChange::None).await;
     }
 }
@@ -857,6 +857,12 @@ async fn lead(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>) {
         let frame = QuorumPacket::Commit { zxid: l.acks.committed() }.encode();
         let mut heard = BTreeMap::new();
         for (id, link) in &l.learners {
+            if link.out.len() > LEARNER_QUEUE_MAX_FRAMES {
+                // Too far behind to catch up from the stream: drop it; it resyncs on return.
+                tracing::warn!(learner = id, queued = link.out.len(), "learner too far behind; dropping it");
+                link.out.close();
+                continue;
+            }
             if link.broadcast {
                 link.out.push(frame.clone());
             }
@@ -877,9 +883,30 @@ async fn follow(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, leader: Server
     let Some(addr) = ens.quorum_addrs.get(&leader).copied() else { return };
     let init_ms = ens.init_limit * ens.tick_ms;
     let deadline = ens.now_ms() + init_ms;
-    let stream = loop {
-        match TcpStream::connect_timeout(addr, Duration::from_millis(200)).await {
-            Ok(s) => break s,
+    let observer = ens.observer;
+    let last = tree.borrow().server.tree().last_zxid();
+    let info = QuorumPacket::LearnerInfo {
+        server: ens.me,
+        accepted_epoch: ens.accepted_epoch.get(),
+        last_zxid: last,
+        observer,
+    };
+    // The elected leader may not lead yet (it decides a moment later, or is still stepping
+    // down from an old role): keep trying within initLimit, as ZooKeeper's learners do.
+    let (mut reader, writer, fd, first) = loop {
+        let attempt = async {
+            let stream =
+                TcpStream::connect_timeout(addr, Duration::from_millis(200)).await.map_err(|e| e.to_string())?;
+            let _ = stream.set_nodelay(true);
+            let fd = stream.as_raw_fd();
+            let (mut reader, mut writer) = futures_lite::io::split(stream);
+            writer.write_all(&info.encode()).await.map_err(|e| e.to_string())?;
+            let wait_ms = deadline.saturating_sub(ens.now_ms()).max(1);
+            let first = read_packet(&mut reader, wait_ms).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((reader, writer, fd, first))
+        };
+        match attempt.await {
+            Ok(linked) => break linked,
             Err(e) if ens.now_ms() > deadline => {
                 tracing::warn!(leader, error = %e, "cannot reach the elected leader; looking again");
                 return;
@@ -887,11 +914,7 @@ async fn follow(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, leader: Server
             Err(_) => glommio::timer::sleep(Duration::from_millis(10)).await,
         }
     };
-    let _ = stream.set_nodelay(true);
-    let fd = stream.as_raw_fd();
-    let (mut reader, writer) = futures_lite::io::split(stream);
     let out: Rc<Outbox<Vec<u8>>> = Rc::new(Outbox::default());
-    let observer = ens.observer;
     let learner_role = |logged_zxid| {
         Role::Learner(Box::new(LearnerRole {
             observer,
@@ -901,18 +924,7 @@ async fn follow(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, leader: Server
             logged_zxid,
         }))
     };
-    {
-        let mut t = tree.borrow_mut();
-        let last = t.server.tree().last_zxid();
-        t.role = learner_role(last);
-        let info = QuorumPacket::LearnerInfo {
-            server: ens.me,
-            accepted_epoch: ens.accepted_epoch.get(),
-            last_zxid: last,
-            observer,
-        };
-        out.push(info.encode());
-    }
+    tree.borrow_mut().role = learner_role(last);
     let writer_task = glommio::spawn_local(write_frames(writer, out.clone(), fd)).detach();
     let pinger = {
         let (tree, out, ms) = (tree.clone(), out.clone(), ens.heartbeat_ms);
@@ -931,14 +943,18 @@ async fn follow(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, leader: Server
     };
     let mut leader_epoch = 0;
     let mut up_to_date = false;
+    let mut next = Some(first);
     loop {
         let timeout_ms = if up_to_date { ens.sync_limit * ens.tick_ms } else { init_ms };
-        let packet = match read_packet(&mut reader, timeout_ms).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(leader, error = %e, "lost the leader");
-                break;
-            }
+        let packet = match next.take() {
+            Some(p) => p,
+            None => match read_packet(&mut reader, timeout_ms).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(leader, error = %e, "lost the leader");
+                    break;
+                }
+            },
         };
         match packet {
             QuorumPacket::NewEpoch { epoch, secret } => {

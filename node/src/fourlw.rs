@@ -195,7 +195,12 @@ pub fn run(cmd: &str, server: &Server, rt: &RuntimeInfo) -> String {
     let mut s = String::new();
     match cmd {
         "ruok" => s.push_str("imok"),
-        "isro" => s.push_str(if rt.ensemble.as_ref().is_some_and(|e| e.read_only) { "ro" } else { "rw" }),
+        "isro" => s.push_str(match &rt.ensemble {
+            Some(e) if e.read_only => "ro",
+            // ZooKeeper answers null while it is not serving at all.
+            Some(e) if e.state.is_none() => "null",
+            _ => "rw",
+        }),
         "srvr" | "stat" | "mntr" | "cons" | "wchs" | "wchc" | "wchp" | "dump"
             if mode(rt).is_none() && !rt.ensemble.as_ref().is_some_and(|e| e.read_only) =>
         {

@@ -213,7 +213,10 @@ impl Server {
     pub fn with_tree(settings: ServerSettings, tree: DataTree, now_ms: u64, wall_ms: i64) -> Server {
         // SessionTrackerImpl.initializeNextSessionId: time in the middle, server id on top.
         let mut next_session_id = (((wall_ms as u64) << 24 >> 8) | (settings.server_id << 56)) as i64;
-        if let Some(max) = tree.sessions().keys().max() {
+        // Past this server's own ids only: the tree also holds other servers' sessions, and
+        // continuing from those would hand out ids that are theirs.
+        let own = |id: &&i64| ((**id as u64) >> 56) == settings.server_id;
+        if let Some(max) = tree.sessions().keys().filter(own).max() {
             next_session_id = next_session_id.max(max + 1);
         }
         if next_session_id == engine::stat::CONTAINER_EPHEMERAL_OWNER || next_session_id == 0 {
@@ -644,9 +647,13 @@ impl Server {
         self.now_ms = now_ms;
         match f {
             Forward::CreateSession { session_id, timeout_ms } => {
-                if self.sessions.get(session_id).is_none() {
-                    self.commit(session_id, 0, wall_ms, &Txn::CreateSession { timeout_ms }, out);
-                }
+                let txn = if self.sessions.get(session_id).is_none() {
+                    Txn::CreateSession { timeout_ms }
+                } else {
+                    // An id already in use: the learner refuses its client.
+                    Txn::Error { err: code::SESSION_EXPIRED }
+                };
+                self.commit(session_id, 0, wall_ms, &txn, out);
             }
             Forward::Request { session_id, auth, packet } => {
                 if !self.sessions.touch(session_id, now_ms) {
@@ -684,6 +691,12 @@ impl Server {
                 self.established(p.conn, p.remote, hdr.session_id, *timeout_ms, p.read_only, wall_ms, out);
             }
             return;
+        }
+        if hdr.cxid == 0 && matches!(txn, Txn::Error { .. }) {
+            if let Some(p) = self.pending_connects.remove(&hdr.session_id) {
+                out.push(Action::Close { conn: p.conn });
+                return;
+            }
         }
         match self.forwarded.remove(&(hdr.session_id, hdr.cxid)) {
             Some((conn, opcode, req)) => {
