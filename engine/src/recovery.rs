@@ -230,6 +230,28 @@ mod tests {
     }
 
     #[test]
+    fn truncate_after_cuts_log_and_newer_snapshots_back_to_a_zxid() {
+        let d = dirs("trunc");
+        let mut t = DataTree::new();
+        for z in 1..=6 {
+            let (h, x) = txn(z);
+            t.apply(&h, &x);
+        }
+        std::fs::write(d.0.join(snapshot::snapshot_name(6)), SnapshotWriter::whole(&t, 0)).expect("snap");
+        write_segment(&d.0, 1, &[1..=2, 3..=5]);
+        write_segment(&d.0, 6, &[6..=7]);
+        truncate_after(&d.0, &d.0, 3).expect("truncate");
+        assert!(snapshot::list_snapshots(&d.0).expect("list").is_empty(), "the snapshot past 3 is gone");
+        assert_eq!(log::list_segments(&d.0).expect("list").len(), 1, "the segment past 3 is gone");
+        let r = recover(&d.0, &d.0).expect("recover");
+        assert_eq!(r.tree.last_zxid(), 3);
+        assert!(r.tree.get("/n4").is_none() && r.tree.get("/n3").is_some());
+        // The log continues right after the cut.
+        let tail = r.log_tail.expect("tail");
+        assert_eq!(tail.first_zxid, 1);
+    }
+
+    #[test]
     fn replays_the_log_after_the_snapshot() {
         let d = dirs("replay");
         let mut t = DataTree::new();

@@ -417,11 +417,7 @@ impl TreeCore {
                     self.leader_committed(c);
                 }
             }
-            Role::Learner(l) => {
-                if l.synced && !l.observer {
-                    l.out.push(QuorumPacket::Ack { zxid }.encode());
-                }
-            }
+            Role::Learner(l) if l.synced && !l.observer => l.out.push(QuorumPacket::Ack { zxid }.encode()),
             _ => {}
         }
     }
@@ -623,7 +619,7 @@ impl TreeCore {
         let mut out = Vec::new();
         loop {
             let Role::Learner(l) = &mut self.role else { return };
-            if !l.pending.front().is_some_and(|(h, _)| h.zxid <= zxid) {
+            if l.pending.front().is_none_or(|(h, _)| h.zxid > zxid) {
                 break;
             }
             let Some((hdr, txn)) = l.pending.pop_front() else { break };
