@@ -1097,3 +1097,100 @@ fn write_response(opcode: i32, req: &Request, txn: &Txn, result: &engine::ApplyR
 fn path_of(r: &OpResult) -> String {
     r.path.clone().unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Reader;
+
+    fn settings(server_id: u64) -> ServerSettings {
+        ServerSettings {
+            tick_ms: 100,
+            min_session_timeout_ms: 200,
+            max_session_timeout_ms: 10_000,
+            extended_types: true,
+            enforce_quota: false,
+            super_digest: None,
+            container_check_interval_ms: 60_000,
+            container_max_per_minute: 100,
+            secret: 7,
+            server_id,
+        }
+    }
+
+    /// Moves what the leader logged since the last call to the learner, as commits.
+    fn replicate(leader: &mut Server, learner: &mut Server, out: &mut Vec<Action>) {
+        while let Some(batch) = leader.take_log(usize::MAX) {
+            for r in engine::log::framed_records(&batch.bytes).expect("framed") {
+                let (hdr, txn) = engine::codec::decode_txn(&batch.bytes[r.payload.clone()]).expect("txn");
+                learner.apply_committed(&hdr, &txn, 0, 0, out);
+            }
+        }
+    }
+
+    fn sends(out: &[Action]) -> Vec<Vec<u8>> {
+        out.iter().filter_map(|a| if let Action::Send { frame, .. } = a { Some(frame.clone()) } else { None }).collect()
+    }
+
+    fn forwards(out: &mut Vec<Action>) -> Vec<Forward> {
+        let mut f = Vec::new();
+        out.retain(|a| match a {
+            Action::Forward(x) => {
+                f.push(x.clone());
+                false
+            }
+            _ => true,
+        });
+        f
+    }
+
+    #[test]
+    fn a_learner_forwards_writes_and_keeps_each_connection_in_order() {
+        let mut leader = Server::new(settings(2), 1_000);
+        leader.set_serving(Serving::Leader { epoch: 1 });
+        let mut learner = Server::new(settings(1), 1_000);
+        learner.set_serving(Serving::Learner);
+        let conn = ConnId { core: 0, id: 1 };
+        let remote: SocketAddr = ([127, 0, 0, 1], 5000).into();
+        let mut out = Vec::new();
+
+        // The handshake waits for the leader to commit the session.
+        learner.connect(conn, remote, &ConnectRequest::new_session(4000), 0, 0, &mut out);
+        let f = forwards(&mut out);
+        assert!(out.is_empty() && matches!(f[..], [Forward::CreateSession { .. }]));
+        for x in f {
+            leader.forwarded(x, 0, 0, &mut Vec::new());
+        }
+        replicate(&mut leader, &mut learner, &mut out);
+        let rsp = sends(&out);
+        assert_eq!(rsp.len(), 1);
+        let session = ConnectResponse::decode(&mut Reader::new(&rsp[0][4..])).expect("response");
+        assert_eq!((session.session_id as u64) >> 56, 1, "the learner's id is in the session id");
+        out.clear();
+
+        // A write, then a read of what it writes: the read waits behind the write.
+        let create = Request::Create {
+            path: "/a".into(),
+            data: b"x".to_vec(),
+            acl: engine::acl::open_acl_unsafe(),
+            flags: 0,
+            ttl: -1,
+        };
+        learner.request(conn, Packet { xid: 1, op: op::CREATE, request: create }, 0, 0, &mut out);
+        let get = Request::GetData { path: "/a".into(), watch: false };
+        learner.request(conn, Packet { xid: 2, op: op::GET_DATA, request: get }, 0, 0, &mut out);
+        let f = forwards(&mut out);
+        assert!(out.is_empty(), "nothing is answered before the commit");
+        assert_eq!(f.len(), 1, "only the write goes to the leader");
+        for x in f {
+            leader.forwarded(x, 0, 0, &mut Vec::new());
+        }
+        assert_eq!(leader.tree().last_zxid() >> 32, 1, "the leader numbers txns in its epoch");
+        replicate(&mut leader, &mut learner, &mut out);
+        let replies: Vec<ReplyHeader> =
+            sends(&out).iter().map(|f| ReplyHeader::decode(&mut Reader::new(&f[4..])).expect("header")).collect();
+        assert_eq!(replies.iter().map(|h| (h.xid, h.err)).collect::<Vec<_>>(), vec![(1, 0), (2, 0)]);
+        assert_eq!(replies[0].zxid, leader.tree().last_zxid());
+        assert!(learner.tree().get("/a").is_some_and(|n| n.data == b"x"));
+    }
+}
