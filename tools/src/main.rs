@@ -72,6 +72,8 @@ enum Command {
 enum BenchCommand {
     /// Drive servers with pipelined sessions; report throughput and latency percentiles.
     Load(bench::load::LoadArgs),
+    /// Kill the leader of a running ensemble, repeatedly; time the new leader and first write.
+    Election(bench::election::ElectionArgs),
 }
 
 #[derive(Subcommand)]
@@ -131,6 +133,7 @@ fn main() -> ExitCode {
         }
         Command::Cli { args } => cli::run(&args),
         Command::Bench { command: BenchCommand::Load(args) } => bench::load::main(&args),
+        Command::Bench { command: BenchCommand::Election(args) } => bench::election::main(&args),
         Command::Log { command: DumpCommand::Dump { file, json } } => dump::log_dump(&file, json),
         Command::Snap { command: DumpCommand::Dump { file, json } } => dump::snap_dump(&file, json),
         Command::Purge { count, config } => match load(config.as_deref()) {
