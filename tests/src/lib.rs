@@ -2,6 +2,8 @@
 //! reference) on free loopback ports, waits for them with deadlines, and kills them on drop,
 //! whether the test passed or not.
 
+pub mod ensemble;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
