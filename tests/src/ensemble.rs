@@ -390,10 +390,7 @@ fn link_proxies(members: &[Member], taken: &mut HashSet<u16>) -> HashMap<(u64, u
             let m = members.iter().find(|m| m.id == to).expect("member");
             let (target_port, advertise) = match kind {
                 PortKind::Quorum => (m.quorum_port, None),
-                PortKind::Election => (m.election_port, {
-                    let _ = &ports;
-                    None
-                }),
+                PortKind::Election => (m.election_port, Some(format!("127.0.0.1:{}", ports[&(to, from, kind)]))),
             };
             ((from, to, kind), LinkProxy::start(listener, ([127, 0, 0, 1], target_port).into(), advertise))
         })
