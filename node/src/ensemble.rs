@@ -30,6 +30,7 @@ use crate::outbox::Outbox;
 use crate::persist::Dirs;
 use crate::proto::op;
 use crate::quorum::{self, QuorumPacket};
+use crate::runtime::{write_loop, Out};
 use crate::server::{Action, Forward, Server, Serving};
 use crate::tree_core::{fatal, log_task, open_wal, TreeCore};
 use crate::zab::{self, AckTracker, SyncPlan, SyncWindow};
@@ -50,7 +51,7 @@ pub(crate) struct LearnerLink {
     observer: bool,
     accepted_epoch: u64,
     last_zxid: i64,
-    out: Rc<Outbox<Vec<u8>>>,
+    out: Rc<Outbox<Out>>,
     /// Its sync has begun: it gets every proposal and commit from now on.
     broadcast: bool,
     /// The leader's history ended here when its sync began: acked, the learner is level.
@@ -69,7 +70,6 @@ pub(crate) struct LeaderRole {
     window: SyncWindow,
     learners: BTreeMap<ServerId, LearnerLink>,
     newleader_zxid: i64,
-    serving: bool,
     /// Forwarded syncs: (zxid to be committed, learner, session, cxid).
     pending_syncs: VecDeque<(i64, ServerId, i64, i32)>,
     wake: Rc<Outbox<()>>,
@@ -85,7 +85,7 @@ impl LeaderRole {
 /// A learner's state.
 pub(crate) struct LearnerRole {
     observer: bool,
-    out: Rc<Outbox<Vec<u8>>>,
+    out: Rc<Outbox<Out>>,
     /// Proposals logged (or being logged) and not yet committed.
     pending: VecDeque<(TxnHeader, Txn)>,
     /// Its history agrees with the leader's (the sync packet was handled): acks may flow.
@@ -271,7 +271,7 @@ impl Ensemble {
 
     /// Counters and state for the reports.
     pub(crate) fn info(&self) -> EnsembleInfo {
-        self.stats.borrow().clone()
+        EnsembleInfo { epoch: self.current_epoch.get(), ..self.stats.borrow().clone() }
     }
 
     fn perform(&self, actions: Vec<ElectionAction>) {
@@ -315,7 +315,6 @@ impl Ensemble {
             self.accepted_epoch.set(epoch);
         } else {
             self.current_epoch.set(epoch);
-            self.stats.borrow_mut().epoch = epoch;
         }
     }
 }
@@ -356,24 +355,9 @@ async fn read_packet<R: AsyncReadExt + Unpin>(r: &mut R, ms: u64) -> std::io::Re
     QuorumPacket::decode(&frame).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
 }
 
-/// Writes an outbox's frames to a socket until the outbox closes or the socket fails; then
-/// shuts the socket down both ways, so its reader ends too.
-async fn write_frames(mut w: futures_lite::io::WriteHalf<TcpStream>, out: Rc<Outbox<Vec<u8>>>, fd: i32) {
-    let mut batch = Vec::new();
-    let mut bytes = Vec::new();
-    while out.drain(&mut batch).await {
-        for f in batch.drain(..) {
-            bytes.extend_from_slice(&f);
-        }
-        if w.write_all(&bytes).await.is_err() {
-            break;
-        }
-        bytes.clear();
-    }
-    out.close();
-    let _ = w.flush().await;
-    // SAFETY: fd belongs to the stream whose read half is still open in the reader task.
-    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+/// Queues a packet on a link to a peer.
+fn send(out: &Outbox<Out>, packet: QuorumPacket) {
+    out.push(Out::Bytes(packet.encode()));
 }
 
 impl TreeCore {
@@ -405,7 +389,7 @@ impl TreeCore {
             Forward::CreateSession { session_id, timeout_ms } => QuorumPacket::CreateSession { session_id, timeout_ms },
             Forward::Request { session_id, auth, packet } => QuorumPacket::Request { session_id, auth, packet },
         };
-        l.out.push(packet.encode());
+        send(&l.out, packet);
     }
 
     /// The local log is durable up to `zxid`: the leader's own ack, or a follower's ack.
@@ -417,7 +401,7 @@ impl TreeCore {
                     self.leader_committed(c);
                 }
             }
-            Role::Learner(l) if l.synced && !l.observer => l.out.push(QuorumPacket::Ack { zxid }.encode()),
+            Role::Learner(l) if l.synced && !l.observer => send(&l.out, QuorumPacket::Ack { zxid }),
             _ => {}
         }
     }
@@ -426,14 +410,13 @@ impl TreeCore {
     /// step, and keeps it for syncing later ones.
     pub(crate) fn proposed(&mut self, batch: &crate::server::LogBatch) {
         let Role::Leader(l) = &mut self.role else { return };
-        if let Some(records) = engine::log::framed_records(&batch.bytes) {
-            for r in records {
-                l.window.push(r.zxid, batch.bytes[r.offset..r.payload.end].to_vec());
-            }
+        // The leader framed these records itself: no need to scan or check them again.
+        for (zxid, framed) in batch.framed() {
+            l.window.push(zxid, framed.to_vec());
         }
         let frame = QuorumPacket::Proposal { records: batch.bytes.clone() }.encode();
         for link in l.learners.values().filter(|x| x.broadcast) {
-            link.out.push(frame.clone());
+            link.out.push(Out::Bytes(frame.clone()));
         }
     }
 
@@ -442,12 +425,12 @@ impl TreeCore {
         let Role::Leader(l) = &mut self.role else { return };
         let frame = QuorumPacket::Commit { zxid: committed }.encode();
         for link in l.learners.values().filter(|x| x.broadcast) {
-            link.out.push(frame.clone());
+            link.out.push(Out::Bytes(frame.clone()));
         }
         while l.pending_syncs.front().is_some_and(|(z, ..)| *z <= committed) {
             if let Some((_, learner, session_id, cxid)) = l.pending_syncs.pop_front() {
                 if let Some(link) = l.learners.get(&learner) {
-                    link.out.push(QuorumPacket::SyncDone { session_id, cxid }.encode());
+                    send(&link.out, QuorumPacket::SyncDone { session_id, cxid });
                 }
             }
         }
@@ -455,7 +438,7 @@ impl TreeCore {
     }
 
     /// A learner said who it is. False if this server does not lead.
-    fn leader_register(&mut self, id: ServerId, info: (u64, i64, bool), out: Rc<Outbox<Vec<u8>>>, now_ms: u64) -> bool {
+    fn leader_register(&mut self, id: ServerId, info: (u64, i64, bool), out: Rc<Outbox<Out>>, now_ms: u64) -> bool {
         let Role::Leader(l) = &mut self.role else { return false };
         let (accepted_epoch, last_zxid, observer) = info;
         if let Some(old) = l.learners.remove(&id) {
@@ -481,7 +464,7 @@ impl TreeCore {
         true
     }
 
-    fn leader_unregister(&mut self, id: ServerId, out: &Rc<Outbox<Vec<u8>>>) {
+    fn leader_unregister(&mut self, id: ServerId, out: &Rc<Outbox<Out>>) {
         let Role::Leader(l) = &mut self.role else { return };
         if l.learners.get(&id).is_some_and(|x| Rc::ptr_eq(&x.out, out)) {
             l.learners.remove(&id);
@@ -495,64 +478,70 @@ impl TreeCore {
     fn leader_start_sync(&mut self, id: ServerId) {
         let secret = self.server.settings().secret;
         let last = self.server.tree().last_zxid();
+        let serving = self.leader_serves();
         let Role::Leader(l) = &mut self.role else { return };
         let Some(epoch) = l.epoch else { return };
         let Some(link) = l.learners.get_mut(&id) else { return };
-        link.out.push(QuorumPacket::NewEpoch { epoch, secret }.encode());
+        send(&link.out, QuorumPacket::NewEpoch { epoch, secret });
         let plan = l.window.plan(link.last_zxid);
         let diff_from = match plan {
             SyncPlan::Diff => {
-                link.out.push(QuorumPacket::Diff.encode());
+                send(&link.out, QuorumPacket::Diff);
                 link.last_zxid
             }
             SyncPlan::Trunc(z) => {
-                link.out.push(QuorumPacket::Trunc { zxid: z }.encode());
+                send(&link.out, QuorumPacket::Trunc { zxid: z });
                 z
             }
             SyncPlan::Snap => {
                 // The tree as applied: txns still waiting for the log come after, and the
                 // learner skips those its snapshot already holds.
                 let snapshot = engine::snapshot::SnapshotWriter::whole(self.server.tree(), crate::runtime::wall_ms());
-                link.out.push(QuorumPacket::Snap { zxid: last, snapshot }.encode());
+                send(&link.out, QuorumPacket::Snap { zxid: last, snapshot });
                 last
             }
         };
         tracing::info!(learner = id, learner_zxid = format!("{:#x}", link.last_zxid), ?plan, "syncing learner");
         let diff = l.window.after(diff_from);
         if !diff.is_empty() {
-            link.out.push(QuorumPacket::Proposal { records: diff }.encode());
+            send(&link.out, QuorumPacket::Proposal { records: diff });
         }
-        link.out.push(QuorumPacket::NewLeader { zxid: last }.encode());
+        send(&link.out, QuorumPacket::NewLeader { zxid: last });
         link.newleader_zxid = last;
         link.broadcast = true;
-        if l.serving {
-            link.out.push(QuorumPacket::Commit { zxid: l.acks.committed() }.encode());
+        if serving {
+            send(&link.out, QuorumPacket::Commit { zxid: l.acks.committed() });
             if link.observer {
                 link.up_to_date = true;
-                link.out.push(QuorumPacket::UpToDate.encode());
+                send(&link.out, QuorumPacket::UpToDate);
             }
         }
     }
 
     /// Sends UPTODATE to every learner that is level, once the leader serves.
     fn leader_send_up_to_date(&mut self) {
-        let Role::Leader(l) = &mut self.role else { return };
-        if !l.serving {
+        if !self.leader_serves() {
             return;
         }
+        let Role::Leader(l) = &mut self.role else { return };
         for link in l.learners.values_mut() {
             if link.broadcast && !link.up_to_date && (link.observer || link.acked >= link.newleader_zxid) {
                 link.up_to_date = true;
-                link.out.push(QuorumPacket::UpToDate.encode());
+                send(&link.out, QuorumPacket::UpToDate);
             }
         }
     }
 
+    /// Whether this leader has a quorum behind its epoch and takes clients' writes.
+    fn leader_serves(&self) -> bool {
+        matches!(self.server.serving(), Serving::Leader { .. })
+    }
+
     fn leader_on_packet(&mut self, id: ServerId, packet: QuorumPacket, now_ms: u64, wall_ms: i64) {
+        let serving = self.leader_serves();
         let Role::Leader(l) = &mut self.role else { return };
         let Some(link) = l.learners.get_mut(&id) else { return };
         link.last_heard_ms = now_ms;
-        let serving = l.serving;
         let mut out = Vec::new();
         match packet {
             QuorumPacket::Ack { zxid } => {
@@ -577,7 +566,7 @@ impl TreeCore {
                 let Role::Leader(l) = &mut self.role else { return };
                 if needed <= l.acks.committed() {
                     if let Some(link) = l.learners.get(&id) {
-                        link.out.push(QuorumPacket::SyncDone { session_id, cxid: packet.xid }.encode());
+                        send(&link.out, QuorumPacket::SyncDone { session_id, cxid: packet.xid });
                     }
                 } else {
                     l.pending_syncs.push_back((needed, id, session_id, packet.xid));
@@ -615,7 +604,7 @@ impl TreeCore {
     }
 
     fn learner_on_commit(&mut self, zxid: i64) {
-        let (now, wall) = (self.now_ms_pub(), crate::runtime::wall_ms());
+        let (now, wall) = (self.now_ms(), crate::runtime::wall_ms());
         let mut out = Vec::new();
         loop {
             let Role::Learner(l) = &mut self.role else { return };
@@ -658,7 +647,7 @@ async fn reload(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, change: DiskCh
     }
     let dirs = ens.dirs.clone();
     let recovered = glommio::executor()
-        .spawn_blocking(move || -> Result<(engine::recovery::Recovered, u64), String> {
+        .spawn_blocking(move || -> Result<engine::recovery::Recovered, String> {
             match change {
                 DiskChange::None => {}
                 DiskChange::Trunc(z) => {
@@ -670,12 +659,10 @@ async fn reload(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, change: DiskCh
                     write_durably(&dirs.snapshots, &name, &bytes).map_err(|e| e.to_string())?;
                 }
             }
-            let secret = crate::persist::load_or_create_secret(&dirs).map_err(|e| e.to_string())?;
-            let r = engine::recovery::recover(&dirs.snapshots, &dirs.log).map_err(|e| e.to_string())?;
-            Ok((r, secret))
+            engine::recovery::recover(&dirs.snapshots, &dirs.log).map_err(|e| e.to_string())
         })
         .await;
-    let (recovered, secret) = match recovered {
+    let recovered = match recovered {
         Ok(r) => r,
         Err(e) => fatal("cannot reload the tree from disk", e),
     };
@@ -683,8 +670,9 @@ async fn reload(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, change: DiskCh
     let wal = open_wal(&ens.config, &ens.dirs, recovered.log_tail, last + 1).await;
     {
         let mut t = tree.borrow_mut();
-        let now = t.now_ms_pub();
-        let settings = crate::runtime::settings(&ens.config, secret, ens.me);
+        let now = t.now_ms();
+        // The secret as it stands: a learner may have adopted its leader's since start-up.
+        let settings = crate::runtime::settings(&ens.config, t.server.settings().secret, ens.me);
         let mut server = Server::with_tree(settings, recovered.tree, now, crate::runtime::wall_ms());
         server.set_serving(Serving::No);
         t.server = server;
@@ -753,6 +741,28 @@ pub(crate) async fn peer_main(tree: Rc<RefCell<TreeCore>>, ens: Rc<Ensemble>) {
     }
 }
 
+/// One phase of a leader's start: waits, woken by learners' packets, until `done` gives a
+/// value, or initLimit passes (None).
+async fn leader_phase<T>(
+    tree: &Rc<RefCell<TreeCore>>,
+    ens: &Ensemble,
+    wake: &Outbox<()>,
+    done: impl Fn(&LeaderRole) -> Option<T>,
+) -> Option<T> {
+    let deadline = ens.now_ms() + ens.init_limit * ens.tick_ms;
+    loop {
+        if let Role::Leader(l) = &tree.borrow().role {
+            if let Some(v) = done(l) {
+                return Some(v);
+            }
+        }
+        if ens.now_ms() > deadline {
+            return None;
+        }
+        wait(wake, 20).await;
+    }
+}
+
 async fn lead(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>) {
     let wake = Rc::new(Outbox::default());
     {
@@ -769,33 +779,23 @@ async fn lead(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>) {
             window: SyncWindow::new(last, ens.window_txns),
             learners: BTreeMap::new(),
             newleader_zxid: last,
-            serving: false,
             pending_syncs: VecDeque::new(),
             wake: wake.clone(),
         }));
     }
-    let init_ms = ens.init_limit * ens.tick_ms;
     // Discovery: a quorum of voters (this one included) must report before an epoch is chosen.
-    let deadline = ens.now_ms() + init_ms;
-    let accepted = loop {
-        {
-            let t = tree.borrow();
-            let Role::Leader(l) = &t.role else { return };
-            let voters: Vec<u64> = l
-                .learners
-                .iter()
-                .filter(|(id, x)| !x.observer && l.voters.contains(id))
-                .map(|(_, x)| x.accepted_epoch)
-                .collect();
-            if zab::is_quorum(voters.len() + 1, l.voters.len()) {
-                break voters;
-            }
-        }
-        if ens.now_ms() > deadline {
-            tracing::warn!("no quorum of followers connected within initLimit; looking again");
-            return;
-        }
-        wait(&wake, 20).await;
+    let discovered = leader_phase(tree, ens, &wake, |l| {
+        let voters: Vec<u64> = l
+            .learners
+            .iter()
+            .filter(|(id, x)| !x.observer && l.voters.contains(id))
+            .map(|(_, x)| x.accepted_epoch)
+            .collect();
+        zab::is_quorum(voters.len() + 1, l.voters.len()).then_some(voters)
+    });
+    let Some(accepted) = discovered.await else {
+        tracing::warn!("no quorum of followers connected within initLimit; looking again");
+        return;
     };
     let epoch = zab::new_epoch(accepted.into_iter().chain([ens.accepted_epoch.get(), ens.current_epoch.get()]));
     ens.persist_epoch(ACCEPTED_EPOCH, epoch).await;
@@ -813,28 +813,15 @@ async fn lead(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>) {
         }
     }
     // Synchronisation: a quorum must ack the leader's history before it serves.
-    let deadline = ens.now_ms() + init_ms;
-    loop {
-        {
-            let t = tree.borrow();
-            let Role::Leader(l) = &t.role else { return };
-            if l.acks.committed() >= l.newleader_zxid {
-                break;
-            }
-        }
-        if ens.now_ms() > deadline {
-            tracing::warn!(epoch, "no quorum acknowledged the new leader within initLimit; looking again");
-            return;
-        }
-        wait(&wake, 20).await;
+    let synced = leader_phase(tree, ens, &wake, |l| (l.acks.committed() >= l.newleader_zxid).then_some(()));
+    if synced.await.is_none() {
+        tracing::warn!(epoch, "no quorum acknowledged the new leader within initLimit; looking again");
+        return;
     }
     ens.persist_epoch(CURRENT_EPOCH, epoch).await;
     {
         let mut t = tree.borrow_mut();
         t.server.set_serving(Serving::Leader { epoch });
-        if let Role::Leader(l) = &mut t.role {
-            l.serving = true;
-        }
         t.leader_send_up_to_date();
         let committed = match &t.role {
             Role::Leader(l) => l.acks.committed(),
@@ -860,7 +847,7 @@ async fn lead(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>) {
                 continue;
             }
             if link.broadcast {
-                link.out.push(frame.clone());
+                link.out.push(Out::Bytes(frame.clone()));
             }
             heard.insert(*id, link.last_heard_ms);
         }
@@ -910,7 +897,7 @@ async fn follow(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, leader: Server
             Err(_) => glommio::timer::sleep(Duration::from_millis(10)).await,
         }
     };
-    let out: Rc<Outbox<Vec<u8>>> = Rc::new(Outbox::default());
+    let out: Rc<Outbox<Out>> = Rc::new(Outbox::default());
     let learner_role = |logged_zxid| {
         Role::Learner(Box::new(LearnerRole {
             observer,
@@ -921,18 +908,17 @@ async fn follow(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, leader: Server
         }))
     };
     tree.borrow_mut().role = learner_role(last);
-    let writer_task = glommio::spawn_local(write_frames(writer, out.clone(), fd)).detach();
+    let writer_task = glommio::spawn_local(write_loop(writer, out.clone(), fd)).detach();
     let pinger = {
         let (tree, out, ms) = (tree.clone(), out.clone(), ens.heartbeat_ms);
         glommio::spawn_local(async move {
             loop {
                 glommio::timer::sleep(Duration::from_millis(ms)).await;
-                if Rc::strong_count(&out) <= 2 {
-                    // Only this task and the writer hold it: the learner is gone.
+                if out.is_closed() {
                     return;
                 }
                 let sessions = tree.borrow_mut().server.take_touched();
-                out.push(QuorumPacket::Ping { sessions }.encode());
+                send(&out, QuorumPacket::Ping { sessions });
             }
         })
         .detach()
@@ -1015,7 +1001,7 @@ async fn follow(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, leader: Server
                 }
                 if !observer {
                     let durable = tree.borrow().durable_zxid;
-                    out.push(QuorumPacket::Ack { zxid: durable }.encode());
+                    send(&out, QuorumPacket::Ack { zxid: durable });
                 }
             }
             QuorumPacket::UpToDate => {
@@ -1026,7 +1012,7 @@ async fn follow(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, leader: Server
             QuorumPacket::Commit { zxid } => tree.borrow_mut().learner_on_commit(zxid),
             QuorumPacket::SyncDone { session_id, cxid } => {
                 let mut t = tree.borrow_mut();
-                let (now, wall) = (t.now_ms_pub(), crate::runtime::wall_ms());
+                let (now, wall) = (t.now_ms(), crate::runtime::wall_ms());
                 let mut actions = Vec::new();
                 t.server.sync_done(session_id, cxid, now, wall, &mut actions);
                 t.route(actions, None);
@@ -1044,24 +1030,31 @@ async fn follow(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, leader: Server
 
 /// Election port: every notification read goes to the election.
 pub(crate) async fn election_listener(ens: Rc<Ensemble>, listener_fd: i32) {
-    // SAFETY: a bound, listening, non-blocking socket that nothing else owns.
-    let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
-    loop {
-        let Ok(stream) = listener.accept().await else {
-            glommio::timer::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
+    accept_each(listener_fd, |mut stream| {
         let ens = ens.clone();
-        glommio::spawn_local(async move {
-            let mut stream = stream;
+        async move {
             while let Ok(frame) = read_frame(&mut stream, quorum::NOTIFICATION_MAX_BYTES).await {
                 match quorum::decode_notification(&frame) {
                     Ok(n) => ens.on_notification(n),
                     Err(_) => return,
                 }
             }
-        })
-        .detach();
+        }
+    })
+    .await
+}
+
+/// Accepts connections forever, each served by its own task.
+async fn accept_each<F: std::future::Future<Output = ()> + 'static>(listener_fd: i32, serve: impl Fn(TcpStream) -> F) {
+    // SAFETY: a bound, listening, non-blocking socket that nothing else owns.
+    let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(serve(stream)).detach();
+            }
+            Err(_) => glommio::timer::sleep(Duration::from_millis(10)).await,
+        }
     }
 }
 
@@ -1093,15 +1086,7 @@ pub(crate) async fn election_sender(ens: Rc<Ensemble>, peer: ServerId) {
 
 /// Quorum port: learners connect here; only a leader keeps them.
 pub(crate) async fn quorum_listener(tree: Rc<RefCell<TreeCore>>, ens: Rc<Ensemble>, listener_fd: i32) {
-    // SAFETY: a bound, listening, non-blocking socket that nothing else owns.
-    let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
-    loop {
-        let Ok(stream) = listener.accept().await else {
-            glommio::timer::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        glommio::spawn_local(serve_learner(tree.clone(), ens.clone(), stream)).detach();
-    }
+    accept_each(listener_fd, |stream| serve_learner(tree.clone(), ens.clone(), stream)).await
 }
 
 async fn serve_learner(tree: Rc<RefCell<TreeCore>>, ens: Rc<Ensemble>, stream: TcpStream) {
@@ -1114,12 +1099,12 @@ async fn serve_learner(tree: Rc<RefCell<TreeCore>>, ens: Rc<Ensemble>, stream: T
     else {
         return;
     };
-    let out: Rc<Outbox<Vec<u8>>> = Rc::new(Outbox::default());
+    let out: Rc<Outbox<Out>> = Rc::new(Outbox::default());
     let now = ens.now_ms();
     if !tree.borrow_mut().leader_register(server, (accepted_epoch, last_zxid, observer), out.clone(), now) {
         return;
     }
-    let writer_task = glommio::spawn_local(write_frames(writer, out.clone(), fd)).detach();
+    let writer_task = glommio::spawn_local(write_loop(writer, out.clone(), fd)).detach();
     let silence_ms = ens.sync_limit.max(ens.init_limit) * ens.tick_ms;
     loop {
         match read_packet(&mut reader, silence_ms).await {

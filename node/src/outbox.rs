@@ -37,6 +37,11 @@ impl<T> Outbox<T> {
         }
     }
 
+    /// Whether `close` was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
     pub fn len(&self) -> usize {
         self.queue.borrow().len()
     }

@@ -71,8 +71,8 @@ pub(crate) enum FromTree {
     Accepted { stream: AcceptedTcpStream, conn: ConnId, remote: SocketAddr },
 }
 
-/// What a connection's writer is given.
-enum Out {
+/// What a connection's writer is given (client connections and links between servers alike).
+pub(crate) enum Out {
     Bytes(Vec<u8>),
     Close,
 }
@@ -465,7 +465,9 @@ async fn serve(stream: TcpStream, conn: ConnId, remote: SocketAddr, local: Rc<Lo
     local.to_tree(ToTree::Closed { conn, remote: remote.ip() }).await;
 }
 
-async fn write_loop(mut writer: futures_lite::io::WriteHalf<TcpStream>, outbox: Rc<Outbox<Out>>, fd: i32) {
+/// Writes an outbox to a socket until an `Out::Close`, a closed outbox or a failed write; then
+/// shuts the socket down both ways, so its reader ends too, and closes the outbox.
+pub(crate) async fn write_loop(mut writer: futures_lite::io::WriteHalf<TcpStream>, outbox: Rc<Outbox<Out>>, fd: i32) {
     let mut batch = Vec::new();
     let mut bytes = Vec::with_capacity(READ_CHUNK_BYTES);
     while outbox.drain(&mut batch).await {
@@ -484,13 +486,14 @@ async fn write_loop(mut writer: futures_lite::io::WriteHalf<TcpStream>, outbox: 
         }
         bytes.clear();
         if close {
-            let _ = writer.flush().await;
-            // Both directions: the reader must see the end too, even if the client never closes.
-            // SAFETY: fd belongs to the stream that the reader still holds open.
-            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
-            return;
+            break;
         }
     }
+    outbox.close();
+    let _ = writer.flush().await;
+    // Both directions: the reader must see the end too, even if the peer never closes.
+    // SAFETY: fd belongs to the stream that the reader still holds open.
+    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
 }
 
 /// How a connection's reading ended.

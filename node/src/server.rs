@@ -155,9 +155,24 @@ struct PendingLog {
 #[derive(Debug)]
 pub struct LogBatch {
     pub bytes: Vec<u8>,
-    pub first_zxid: i64,
-    pub last_zxid: i64,
-    pub count: usize,
+    /// (end offset in `bytes`, zxid) of each record, in order; never empty.
+    pub records: Vec<(usize, i64)>,
+}
+
+impl LogBatch {
+    pub fn first_zxid(&self) -> i64 {
+        self.records.first().map_or(0, |r| r.1)
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.records.last().map_or(0, |r| r.1)
+    }
+
+    /// Each record's framed bytes with its zxid.
+    pub fn framed(&self) -> impl Iterator<Item = (i64, &[u8])> {
+        let starts = std::iter::once(0).chain(self.records.iter().map(|r| r.0));
+        starts.zip(self.records.iter()).map(|(start, (end, zxid))| (*zxid, &self.bytes[start..*end]))
+    }
 }
 
 /// Counters the four-letter words and metrics report.
@@ -424,20 +439,20 @@ impl Server {
     /// as one batch: everything that arrived while the previous write was in flight.
     pub fn take_log(&mut self, max_bytes: usize) -> Option<LogBatch> {
         let log = &mut self.log;
-        let first_zxid = log.records.first()?.1;
+        log.records.first()?;
         let n = log.records.iter().take_while(|(end, _)| *end <= max_bytes).count().max(1);
-        let (end, last_zxid) = log.records[n - 1];
+        let end = log.records[n - 1].0;
         let bytes = if n == log.records.len() {
             std::mem::take(&mut log.bytes)
         } else {
             let rest = log.bytes.split_off(end);
             std::mem::replace(&mut log.bytes, rest)
         };
-        log.records.drain(..n);
+        let records: Vec<(usize, i64)> = log.records.drain(..n).collect();
         for r in log.records.iter_mut() {
             r.0 -= end;
         }
-        Some(LogBatch { bytes, first_zxid, last_zxid, count: n })
+        Some(LogBatch { bytes, records })
     }
 
     /// The handshake (`ZooKeeperServer.processConnectRequest`).
@@ -1121,8 +1136,9 @@ mod tests {
     /// Moves what the leader logged since the last call to the learner, as commits.
     fn replicate(leader: &mut Server, learner: &mut Server, out: &mut Vec<Action>) {
         while let Some(batch) = leader.take_log(usize::MAX) {
-            for r in engine::log::framed_records(&batch.bytes).expect("framed") {
-                let (hdr, txn) = engine::codec::decode_txn(&batch.bytes[r.payload.clone()]).expect("txn");
+            for (_, framed) in batch.framed() {
+                let r = &engine::log::framed_records(framed).expect("framed")[0];
+                let (hdr, txn) = engine::codec::decode_txn(&framed[r.payload.clone()]).expect("txn");
                 learner.apply_committed(&hdr, &txn, 0, 0, out);
             }
         }

@@ -151,7 +151,7 @@ impl TreeCore {
         core
     }
 
-    fn now_ms(&self) -> u64 {
+    pub(crate) fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
@@ -229,10 +229,6 @@ impl TreeCore {
             _ => {}
         }
         fourlw::run(cmd, &self.server, &self.info())
-    }
-
-    pub(crate) fn now_ms_pub(&self) -> u64 {
-        self.now_ms()
     }
 
     pub(crate) fn tick(&mut self) {
@@ -371,17 +367,17 @@ pub(crate) async fn log_task(tree: Rc<RefCell<TreeCore>>, mut wal: Wal, dirs: Di
             let Some(batch) = batch else { break };
             tree.borrow_mut().proposed(&batch);
             let started = Instant::now();
-            if let Err(e) = wal.append(&batch.bytes, batch.first_zxid).await {
+            if let Err(e) = wal.append(&batch.bytes, batch.first_zxid()).await {
                 fatal("cannot write the transaction log", e);
             }
             let snapshot_due = {
                 let mut t = tree.borrow_mut();
                 let stats = &mut t.log_stats;
                 stats.fsyncs += 1;
-                stats.txns += batch.count as u64;
+                stats.txns += batch.records.len() as u64;
                 let _ = stats.fsync_latency_us.record(started.elapsed().as_micros().max(1) as u64);
-                t.durable(batch.last_zxid);
-                t.txns_since_snapshot += batch.count as u64;
+                t.durable(batch.last_zxid());
+                t.txns_since_snapshot += batch.records.len() as u64;
                 let due = t.txns_since_snapshot >= t.snapshot_threshold && !t.snapshot_running;
                 if due {
                     t.snapshot_running = true;
