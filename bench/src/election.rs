@@ -33,7 +33,8 @@ pub struct ElectionArgs {
     pub json: bool,
 }
 
-fn mode(addr: &str) -> Option<String> {
+/// The `Mode:` line of `srvr`: leader, follower, observer, standalone; None when not serving.
+pub(crate) fn mode(addr: &str) -> Option<String> {
     let text = four_letter(addr, "srvr").ok()?;
     text.lines().find_map(|l| l.strip_prefix("Mode: ")).map(|m| m.trim().to_string())
 }

@@ -4,7 +4,12 @@
 
 pub mod client;
 pub mod election;
+pub mod floor;
 pub mod load;
+pub mod plan;
+pub mod plot;
+pub mod procstat;
+pub mod ready;
 pub mod report;
 mod session;
 mod wire;

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use engine::code;
 use node::proto::{op, Request, Response};
 
-use crate::report::{Report, Tally};
+use crate::procstat::{self, CpuSample};
+use crate::report::{CpuUse, Report, Tally};
 use crate::session::{self, Clock};
 use crate::wire::{handshake, Conn};
 
@@ -127,6 +128,9 @@ pub struct LoadArgs {
     /// Leave the key space in place afterwards.
     #[arg(long)]
     pub keep: bool,
+    /// Pids whose CPU seconds (from /proc) over the measured window go into the report.
+    #[arg(long, value_delimiter = ',')]
+    pub cpu_pids: Vec<u32>,
     /// Exit 1 when more than this percentage of the measured ops failed.
     #[arg(long, default_value_t = 1.0)]
     pub max_error_pct: f64,
@@ -363,12 +367,23 @@ fn drive(plan: &Arc<Plan>, args: &LoadArgs) -> Result<Report, LoadError> {
     let mut warm = Tally::new();
     let mut next_tick = start + Duration::from_secs(1);
     let mut interval_ops = 0u64;
+    // The servers' pids, then our own: sampled at the start and the end of the measured window.
+    let pids: Vec<u32> = args.cpu_pids.iter().copied().chain(std::iter::once(std::process::id())).collect();
+    let mut cpu_start: Option<CpuSample> = None;
+    let mut cpu_used: Option<Vec<Option<f64>>> = None;
     loop {
         let now = Instant::now();
         if now >= stop_at {
             clock.stop.store(true, Ordering::Relaxed);
         }
-        let wait = next_tick.saturating_duration_since(now).min(Duration::from_millis(200));
+        if cpu_start.is_none() && now >= clock.measure_start {
+            cpu_start = Some(CpuSample::take(&pids));
+        }
+        if let (Some(from), None, true) = (&cpu_start, &cpu_used, now >= clock.deadline) {
+            cpu_used = Some(CpuSample::take(&pids).since(from));
+        }
+        let next_cpu_sample = if cpu_start.is_none() { clock.measure_start } else { clock.deadline };
+        let wait = next_tick.min(next_cpu_sample).saturating_duration_since(now).min(Duration::from_millis(200));
         match samples_rx.recv_timeout(wait) {
             Ok(batch) => {
                 interval_ops += batch.len() as u64;
@@ -415,7 +430,23 @@ fn drive(plan: &Arc<Plan>, args: &LoadArgs) -> Result<Report, LoadError> {
     };
     let servers = plan.servers.iter().map(|(s, _)| s.clone()).collect();
     let unsent = clock.unsent.load(Ordering::Relaxed);
-    Ok(Report::new(args, servers, elapsed, sessions_lost, unsent, tally))
+    let mut report = Report::new(args, servers, elapsed, sessions_lost, unsent, tally);
+    if !args.cpu_pids.is_empty() {
+        // A run cut short by --ops ends before the window does: charge what it used until now.
+        let used = match (cpu_used, &cpu_start) {
+            (Some(u), _) => u,
+            (None, Some(from)) => CpuSample::take(&pids).since(from),
+            (None, None) => vec![None; pids.len()],
+        };
+        let (client, servers) = used.split_last().map_or((None, &[][..]), |(c, s)| (*c, s));
+        report.cpu = Some(CpuUse {
+            pids: args.cpu_pids.clone(),
+            server_s: servers.to_vec(),
+            server_rss_bytes: args.cpu_pids.iter().map(|&p| procstat::rss_bytes(p)).collect(),
+            client_s: client.unwrap_or(0.0),
+        });
+    }
+    Ok(report)
 }
 
 /// `paddock bench load` as a command: runs, prints the table (or JSON), writes the histogram,

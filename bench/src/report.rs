@@ -133,6 +133,22 @@ pub struct Report {
     pub unsent: u64,
     /// What the measured phase recorded.
     pub tally: Tally,
+    /// With `--cpu-pids`: what the measured window cost in CPU.
+    pub cpu: Option<CpuUse>,
+}
+
+/// CPU seconds spent during the measured window, so that a comparison can charge each system
+/// for its ops (`/proc`, whole processes).
+#[derive(Debug, Clone)]
+pub struct CpuUse {
+    /// `--cpu-pids`, in order.
+    pub pids: Vec<u32>,
+    /// Per pid: CPU seconds in the window (None: the process was gone).
+    pub server_s: Vec<Option<f64>>,
+    /// Per pid: resident bytes at the end of the window.
+    pub server_rss_bytes: Vec<Option<u64>>,
+    /// The load generator's own CPU seconds in the window.
+    pub client_s: f64,
 }
 
 /// ZooKeeper's name for an error code (`KeeperException.Code`), for people reading reports.
@@ -210,6 +226,7 @@ impl Report {
             sessions_lost,
             unsent,
             tally,
+            cpu: None,
         }
     }
 
@@ -293,6 +310,15 @@ impl Report {
         if self.tally.kinds.len() != 1 {
             row("all", self.ok(), self.tally.error_count(), &self.tally.all);
         }
+        if let Some(cpu) = &self.cpu {
+            let servers: f64 = cpu.server_s.iter().flatten().sum();
+            let per_k = if self.ops() > 0 { servers * 1000.0 / self.ops() as f64 } else { 0.0 };
+            let _ = writeln!(
+                t,
+                "\ncpu: servers {servers:.2} s ({per_k:.4} s per 1000 ops), load generator {:.2} s",
+                cpu.client_s
+            );
+        }
         if self.unsent > 0 {
             let _ = writeln!(t, "\nbehind schedule: {} ops due in the window were never sent", self.unsent);
         }
@@ -329,6 +355,16 @@ impl Report {
             .iter()
             .map(|(c, n)| (c.to_string(), serde_json::json!({ "name": code_name(*c), "count": n })))
             .collect();
+        let cpu = self.cpu.as_ref().map(|c| {
+            let servers: f64 = c.server_s.iter().flatten().sum();
+            serde_json::json!({
+                "pids": c.pids,
+                "server_cpu_s": c.server_s,
+                "server_rss_bytes": c.server_rss_bytes,
+                "server_cpu_s_per_1000_ops": if self.ops() > 0 { servers * 1000.0 / self.ops() as f64 } else { 0.0 },
+                "client_cpu_s": c.client_s,
+            })
+        });
         serde_json::json!({
             "servers": self.servers,
             "ops_kind": self.ops_kind.name(),
@@ -350,6 +386,7 @@ impl Report {
             "throughput_ops_s": self.throughput(),
             "latency_ms": latency_json(&self.tally.all),
             "by_kind": by_kind,
+            "cpu": cpu,
         })
         .to_string()
     }

@@ -15,8 +15,13 @@ use glommio::io::{DmaFile, OpenOptions};
 use crate::log::{self, BLOCK_BYTES};
 use crate::recovery::LogTail;
 
-/// Bytes zeroed per write when preparing a segment.
-const ZERO_CHUNK_BYTES: usize = 1 << 20;
+/// Bytes zeroed per write when preparing a segment: small, so that a log fdatasync issued
+/// meanwhile waits behind little of it on the device.
+const ZERO_CHUNK_BYTES: usize = 256 << 10;
+/// Pause between two zeroing writes: pre-zeroing runs while the log commits, and back-to-back
+/// writes of a 64 MiB spare made every commit wait for them (p99 of a 3-voter commit 4 ms
+/// instead of 1 ms); paced, zeroing still runs far ahead of any writer.
+const ZERO_PAUSE: std::time::Duration = std::time::Duration::from_micros(500);
 /// Name a segment has while it is being pre-zeroed, before it gets its first zxid.
 const SPARE_NAME: &str = "log.spare";
 
@@ -60,6 +65,9 @@ async fn prezero(path: &Path, bytes: usize) -> Result<DmaFile, WalError> {
         buf.as_bytes_mut().fill(0);
         file.write_at(buf, at as u64).await.map_err(|e| wal_err(path, e))?;
         at += n;
+        if at < bytes {
+            glommio::timer::sleep(ZERO_PAUSE).await;
+        }
     }
     file.fdatasync().await.map_err(|e| wal_err(path, e))?;
     Ok(file)
@@ -172,10 +180,13 @@ impl Wal {
         }
     }
 
-    /// Closes the log for good, after the spare segment being pre-zeroed (if any) is done, so a
-    /// log reopened on the same directory never races it for the spare's name.
+    /// Closes the log for good. A spare segment still being pre-zeroed is cancelled rather than
+    /// waited for (zeroing a default 64 MiB segment takes a quarter of a second, which a role
+    /// change must not wait on); a cancelled task never runs again, so it cannot race a log
+    /// reopened on the same directory, which removes the half-zeroed spare.
     pub async fn close(mut self) {
         if let Some(spare) = self.spare.take() {
+            spare.cancel();
             if let Some(Ok(f)) = spare.await {
                 let _ = f.close().await;
             }

@@ -193,7 +193,7 @@ pub fn run(config: Config, cores: usize) -> Result<(), RuntimeError> {
     );
     let mut recovered = Some(recovered);
     let config = Rc::new(config);
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let allowed = allowed_cpus();
 
     let mut to_tree_tx: Vec<Option<SharedSender<ToTree>>> = vec![None];
     let mut to_tree_rx: Vec<SharedReceiver<ToTree>> = Vec::new();
@@ -210,7 +210,9 @@ pub fn run(config: Config, cores: usize) -> Result<(), RuntimeError> {
 
     let mut handles = Vec::new();
     for core in (0..cores).rev() {
-        let placement = if cores <= cpus { Placement::Fixed(core) } else { Placement::Unbound };
+        // Pin only when the server owns exactly the CPUs it may run on (one server per machine,
+        // or one per `taskset` slice); several servers sharing CPUs would all pin to the first.
+        let placement = if cores == allowed.len() { Placement::Fixed(allowed[core]) } else { Placement::Unbound };
         let builder =
             LocalExecutorBuilder::new(placement).name(&format!("paddock-core-{core}")).io_memory(IO_MEMORY_BYTES);
         let cfg = (*config).clone();
@@ -576,4 +578,16 @@ async fn read_loop(
         }
         buf.drain(..at);
     }
+}
+
+/// The CPUs this process may run on (its affinity mask, as `taskset` sets it), in order.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity fills it for pid 0 (us).
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    if unsafe { libc::sched_getaffinity(0, size, &mut set) } != 0 {
+        return Vec::new();
+    }
+    // SAFETY: CPU_ISSET only reads the set, for indices below its capacity.
+    (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect()
 }

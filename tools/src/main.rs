@@ -74,6 +74,14 @@ enum BenchCommand {
     Load(bench::load::LoadArgs),
     /// Kill the leader of a running ensemble, repeatedly; time the new leader and first write.
     Election(bench::election::ElectionArgs),
+    /// Measure the commit floor here: fdatasync of a preallocated log plus loopback round trips.
+    Floor(bench::floor::FloorArgs),
+    /// Wait until a server answers a session and a read; print the ms waited (restart timing).
+    Ready(bench::ready::ReadyArgs),
+    /// Render PERF.md's charts (latency by percentile from .hgrm files, grouped bars) to SVG.
+    Plot(bench::plot::PlotArgs),
+    /// Predict throughput and p99 of a topology from per-op costs calibrated on this machine.
+    Plan(bench::plan::PlanArgs),
 }
 
 #[derive(Subcommand)]
@@ -134,6 +142,10 @@ fn main() -> ExitCode {
         Command::Cli { args } => cli::run(&args),
         Command::Bench { command: BenchCommand::Load(args) } => bench::load::main(&args),
         Command::Bench { command: BenchCommand::Election(args) } => bench::election::main(&args),
+        Command::Bench { command: BenchCommand::Plot(args) } => bench::plot::main(&args),
+        Command::Bench { command: BenchCommand::Floor(args) } => bench::floor::main(&args),
+        Command::Bench { command: BenchCommand::Ready(args) } => bench::ready::main(&args),
+        Command::Bench { command: BenchCommand::Plan(args) } => bench::plan::main(&args),
         Command::Log { command: DumpCommand::Dump { file, json } } => dump::log_dump(&file, json),
         Command::Snap { command: DumpCommand::Dump { file, json } } => dump::snap_dump(&file, json),
         Command::Purge { count, config } => match load(config.as_deref()) {
