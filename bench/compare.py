@@ -575,6 +575,24 @@ def render(res):
                            f"{e['median_first_write_ms']} ms | {', '.join(map(str, e['first_write_ms']))} |")
         out.append("")
 
+    # Read scale-out: what a read costs an observer against a standalone server, per read served.
+    lines = []
+    for system in SYSTEMS:
+        solo = med(system, "standalone get", lambda r: r["cpu"]["server_cpu_s_per_1000_ops"] / 1000)
+        obs = med(system, "3 voters + 2 observers get", lambda r: statistics.mean(
+            (r["cpu"]["server_cpu_s"][i] or 0) / (r["ops"] / 5) for i in (3, 4)))
+        if solo and obs:
+            lines.append(f"| {LABEL[system]} | {solo * 1e6:.1f} µs | {obs * 1e6:.1f} µs | {solo / obs:.2f} |")
+    if lines:
+        out.append("Read scale-out: server CPU per read on a standalone server and on each observer of 3 voters + "
+                   "2 observers (reads spread evenly over the five). Given a core of its own, an observer adds "
+                   "(standalone cost / observer cost) of a server's read capacity, less the CPU it spends applying "
+                   "writes (ARCHITECTURE.md, *Scaling*):\n")
+        out.append("| system | CPU per read, standalone | CPU per read, observer | read capacity an observer adds |")
+        out.append("|---|---|---|---|")
+        out += lines
+        out.append("")
+
     # Capacity model.
     if res["plan"]:
         out.append("### Capacity model against measurement (`paddock bench plan`, calibrated in the same run)\n")
