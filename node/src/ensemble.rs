@@ -355,6 +355,56 @@ async fn read_packet<R: AsyncReadExt + Unpin>(r: &mut R, ms: u64) -> std::io::Re
     QuorumPacket::decode(&frame).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
 }
 
+/// Reads one quorum packet with no timer of its own: on a link whose silence a `Watchdog` ends.
+async fn next_packet<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<QuorumPacket> {
+    let frame = read_frame(r, quorum::FRAME_MAX_BYTES).await?;
+    QuorumPacket::decode(&frame).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+}
+
+/// Ends a link that has been silent too long by shutting its socket down, so that its blocked
+/// read fails. One timer per quarter of the limit instead of one per packet read: a glommio
+/// timer armed and cancelled per packet cost more CPU than the packet itself.
+struct Watchdog {
+    /// When the link last delivered a packet (ms, `Ensemble::now_ms`).
+    heard_ms: Cell<u64>,
+    /// Silence allowed, in ms; a learner tightens it from initLimit to syncLimit once synced.
+    limit_ms: Cell<u64>,
+    /// Set before the socket is dropped, so the watchdog never touches a reused fd.
+    stopped: Cell<bool>,
+}
+
+impl Watchdog {
+    /// Starts watching `fd`.
+    fn start(ens: &Rc<Ensemble>, fd: i32, limit_ms: u64) -> Rc<Watchdog> {
+        let dog = Rc::new(Watchdog {
+            heard_ms: Cell::new(ens.now_ms()),
+            limit_ms: Cell::new(limit_ms),
+            stopped: Cell::new(false),
+        });
+        let (watch, ens) = (dog.clone(), ens.clone());
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(Duration::from_millis((watch.limit_ms.get() / 4).max(1))).await;
+                if watch.stopped.get() {
+                    return;
+                }
+                if ens.now_ms().saturating_sub(watch.heard_ms.get()) > watch.limit_ms.get() {
+                    // SAFETY: not stopped, so the socket that owns fd is still open.
+                    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+                    return;
+                }
+            }
+        })
+        .detach();
+        dog
+    }
+
+    /// Whether the link went silent (the read failed because the watchdog shut it).
+    fn expired(&self, now_ms: u64) -> bool {
+        now_ms.saturating_sub(self.heard_ms.get()) > self.limit_ms.get()
+    }
+}
+
 /// Queues a packet on a link to a peer.
 fn send(out: &Outbox<Out>, packet: QuorumPacket) {
     out.push(Out::Bytes(packet.encode()));
@@ -862,6 +912,9 @@ async fn lead(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>) {
     }
 }
 
+/// How long a learner keeps retrying an elected peer that refuses it before electing again.
+const REFUSED_LOOK_AGAIN_MS: u64 = 1000;
+
 async fn follow(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, leader: ServerId) {
     let Some(addr) = ens.quorum_addrs.get(&leader).copied() else { return };
     let init_ms = ens.init_limit * ens.tick_ms;
@@ -875,7 +928,11 @@ async fn follow(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, leader: Server
         observer,
     };
     // The elected leader may not lead yet (it decides a moment later, or is still stepping
-    // down from an old role): keep trying within initLimit, as ZooKeeper's learners do.
+    // down from an old role): keep trying within initLimit, as ZooKeeper's learners do. But a
+    // peer that keeps refusing for a second was elected by a vote it has since changed (two
+    // members agreed on it before a third, better one showed up): look again rather than wait
+    // out initLimit.
+    let refusals_until = ens.now_ms() + REFUSED_LOOK_AGAIN_MS;
     let (mut reader, writer, fd, first) = loop {
         let attempt = async {
             let stream =
@@ -890,7 +947,7 @@ async fn follow(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, leader: Server
         };
         match attempt.await {
             Ok(linked) => break linked,
-            Err(e) if ens.now_ms() > deadline => {
+            Err(e) if ens.now_ms() > deadline.min(refusals_until) => {
                 tracing::warn!(leader, error = %e, "cannot reach the elected leader; looking again");
                 return;
             }
@@ -926,14 +983,21 @@ async fn follow(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, leader: Server
     let mut leader_epoch = 0;
     let mut up_to_date = false;
     let mut next = Some(first);
+    let watchdog = Watchdog::start(ens, fd, init_ms);
     loop {
-        let timeout_ms = if up_to_date { ens.sync_limit * ens.tick_ms } else { init_ms };
+        if up_to_date {
+            watchdog.limit_ms.set(ens.sync_limit * ens.tick_ms);
+        }
         let packet = match next.take() {
             Some(p) => p,
-            None => match read_packet(&mut reader, timeout_ms).await {
-                Ok(p) => p,
+            None => match next_packet(&mut reader).await {
+                Ok(p) => {
+                    watchdog.heard_ms.set(ens.now_ms());
+                    p
+                }
                 Err(e) => {
-                    tracing::warn!(leader, error = %e, "lost the leader");
+                    let silent = watchdog.expired(ens.now_ms());
+                    tracing::warn!(leader, error = %e, silent, "lost the leader");
                     break;
                 }
             },
@@ -1023,6 +1087,7 @@ async fn follow(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, leader: Server
             }
         }
     }
+    watchdog.stopped.set(true);
     out.close();
     let _ = writer_task.await;
     drop(pinger);
@@ -1105,19 +1170,22 @@ async fn serve_learner(tree: Rc<RefCell<TreeCore>>, ens: Rc<Ensemble>, stream: T
         return;
     }
     let writer_task = glommio::spawn_local(write_loop(writer, out.clone(), fd)).detach();
-    let silence_ms = ens.sync_limit.max(ens.init_limit) * ens.tick_ms;
+    let watchdog = Watchdog::start(&ens, fd, ens.sync_limit.max(ens.init_limit) * ens.tick_ms);
     loop {
-        match read_packet(&mut reader, silence_ms).await {
+        match next_packet(&mut reader).await {
             Ok(p) => {
                 let now = ens.now_ms();
+                watchdog.heard_ms.set(now);
                 tree.borrow_mut().leader_on_packet(server, p, now, crate::runtime::wall_ms());
             }
             Err(e) => {
-                tracing::info!(learner = server, error = %e, "learner gone");
+                let silent = watchdog.expired(ens.now_ms());
+                tracing::info!(learner = server, error = %e, silent, "learner gone");
                 break;
             }
         }
     }
+    watchdog.stopped.set(true);
     tree.borrow_mut().leader_unregister(server, &out);
     out.close();
     let _ = writer_task.await;

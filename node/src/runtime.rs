@@ -403,11 +403,8 @@ fn start_ensemble(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>) {
     let election =
         bind_retrying(bind_any(election_addr)).unwrap_or_else(|e| fatal("cannot listen on the election port", e));
     tracing::info!(myid = ens.me(), %quorum_addr, %election_addr, "ensemble member");
-    let queue = glommio::executor().create_task_queue(
-        glommio::Shares::Static(1000),
-        glommio::Latency::Matters(Duration::from_millis(1)),
-        "quorum",
-    );
+    let queue =
+        glommio::executor().create_task_queue(glommio::Shares::Static(1000), glommio::Latency::NotImportant, "quorum");
     let spawn = |f: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>| match glommio::spawn_local_into(f, queue)
     {
         Ok(t) => t.detach(),

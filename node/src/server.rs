@@ -182,6 +182,21 @@ pub struct Counters {
     pub packets_sent: u64,
 }
 
+/// Whether a learner sends this request to the leader: writes, close and sync.
+fn forwarded_to_leader(packet: &Packet) -> bool {
+    matches!(packet.request, Request::CloseSession | Request::Sync { .. })
+        || (packet.request.is_write(packet.op) && packet.op != op::MULTI_READ)
+}
+
+/// What stands in a learner connection's queue behind its first forwarded request.
+#[derive(Debug)]
+enum Behind {
+    /// A request sent to the leader, not answered yet.
+    Forwarded,
+    /// A request to run here once every `Forwarded` before it is answered.
+    Waiting(Packet),
+}
+
 /// The standalone server's protocol core.
 pub struct Server {
     settings: ServerSettings,
@@ -201,9 +216,10 @@ pub struct Server {
     forwarded: HashMap<(i64, i32), (ConnId, i32, Request)>,
     /// Learner: handshakes awaiting their session's commit.
     pending_connects: HashMap<i64, PendingConnect>,
-    /// Learner: requests that arrived behind a forwarded one of the same connection, held to
-    /// keep the connection's order (ZooKeeper's CommitProcessor rule), and the count ahead.
-    blocked: HashMap<ConnId, (usize, VecDeque<Packet>)>,
+    /// Learner: per connection with a forwarded request outstanding, what came after it, in
+    /// order (ZooKeeper's CommitProcessor rule): later writes are forwarded at once (pipelined)
+    /// and leave a marker; reads wait here until every write ahead of them is answered.
+    blocked: HashMap<ConnId, VecDeque<Behind>>,
     /// Learner: sessions active since the last ping to the leader.
     touched: HashSet<i64>,
 }
@@ -740,27 +756,26 @@ impl Server {
         }
     }
 
-    /// A forwarded request of `conn` was answered: run what queued behind it, in order, until
-    /// the next one that must go to the leader.
+    /// The oldest forwarded request of `conn` was answered (the leader answers a session in
+    /// order, and commits apply in order): run what waited behind it, in order, up to the next
+    /// forwarded one, against a tree that holds that write and none after it.
     fn unblock(&mut self, conn: ConnId, now_ms: u64, wall_ms: i64, out: &mut Vec<Action>) {
-        if let Some(b) = self.blocked.get_mut(&conn) {
-            b.0 = b.0.saturating_sub(1);
-        }
+        let Some(queue) = self.blocked.get_mut(&conn) else { return };
+        let answered = queue.pop_front();
+        debug_assert!(matches!(answered, Some(Behind::Forwarded)), "the queue starts with a forwarded request");
         loop {
-            let packet = {
-                let Some((ahead, queue)) = self.blocked.get_mut(&conn) else { return };
-                if *ahead > 0 {
+            let Some(queue) = self.blocked.get_mut(&conn) else { return };
+            match queue.front() {
+                None => {
+                    self.blocked.remove(&conn);
                     return;
                 }
-                match queue.pop_front() {
-                    Some(p) => p,
-                    None => {
-                        self.blocked.remove(&conn);
-                        return;
-                    }
+                Some(Behind::Forwarded) => return,
+                Some(Behind::Waiting(_)) => {
+                    let Some(Behind::Waiting(packet)) = queue.pop_front() else { return };
+                    self.run_request(conn, packet, now_ms, wall_ms, out);
                 }
-            };
-            self.request(conn, packet, now_ms, wall_ms, out);
+            }
         }
     }
 
@@ -779,12 +794,19 @@ impl Server {
     /// One request of an established connection.
     pub fn request(&mut self, conn: ConnId, packet: Packet, now_ms: u64, wall_ms: i64, out: &mut Vec<Action>) {
         self.now_ms = now_ms;
-        if let Some((ahead, queue)) = self.blocked.get_mut(&conn) {
-            if *ahead > 0 {
-                queue.push_back(packet);
+        if let Some(queue) = self.blocked.get_mut(&conn) {
+            // Behind a forwarded request: another write goes to the leader at once (the leader
+            // keeps the session's order); anything else waits for the writes ahead of it.
+            if !(self.serving == Serving::Learner && forwarded_to_leader(&packet)) {
+                queue.push_back(Behind::Waiting(packet));
                 return;
             }
         }
+        self.run_request(conn, packet, now_ms, wall_ms, out);
+    }
+
+    /// A request whose turn it is on its connection.
+    fn run_request(&mut self, conn: ConnId, packet: Packet, now_ms: u64, wall_ms: i64, out: &mut Vec<Action>) {
         self.counters.packets_received += 1;
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -821,13 +843,11 @@ impl Server {
         }
         if self.serving == Serving::Learner {
             self.touched.insert(session_id);
-            let ordered = matches!(packet.request, Request::CloseSession | Request::Sync { .. })
-                || (packet.request.is_write(packet.op) && packet.op != op::MULTI_READ);
-            if ordered {
+            if forwarded_to_leader(&packet) {
                 let auth = self.conns.get(&conn).map(|c| c.auth.clone()).unwrap_or_default();
                 out.push(Action::Forward(Forward::Request { session_id, auth, packet: packet.clone() }));
                 self.forwarded.insert((session_id, xid), (conn, packet.op, packet.request));
-                self.blocked.entry(conn).or_default().0 += 1;
+                self.blocked.entry(conn).or_default().push_back(Behind::Forwarded);
                 return;
             }
         }
@@ -1160,13 +1180,12 @@ mod tests {
         f
     }
 
-    #[test]
-    fn a_learner_forwards_writes_and_keeps_each_connection_in_order() {
+    /// A leader, a learner, and a session on the learner whose creation the leader committed.
+    fn learner_with_session(conn: ConnId) -> (Server, Server) {
         let mut leader = Server::new(settings(2), 1_000);
         leader.set_serving(Serving::Leader { epoch: 1 });
         let mut learner = Server::new(settings(1), 1_000);
         learner.set_serving(Serving::Learner);
-        let conn = ConnId { core: 0, id: 1 };
         let remote: SocketAddr = ([127, 0, 0, 1], 5000).into();
         let mut out = Vec::new();
 
@@ -1182,7 +1201,55 @@ mod tests {
         assert_eq!(rsp.len(), 1);
         let session = ConnectResponse::decode(&mut Reader::new(&rsp[0][4..])).expect("response");
         assert_eq!((session.session_id as u64) >> 56, 1, "the learner's id is in the session id");
-        out.clear();
+        (leader, learner)
+    }
+
+    /// (xid, err) of each reply sent, and the data of each getData reply.
+    fn replies(out: &[Action]) -> Vec<(i32, i32, Option<Vec<u8>>)> {
+        sends(out)
+            .iter()
+            .map(|f| {
+                let mut r = Reader::new(&f[4..]);
+                let h = ReplyHeader::decode(&mut r).expect("header");
+                let data = (h.xid % 2 == 0).then(|| r.buffer().expect("data"));
+                (h.xid, h.err, data)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_learner_pipelines_a_connections_writes_and_runs_its_reads_between_them() {
+        let conn = ConnId { core: 0, id: 1 };
+        let (mut leader, mut learner) = learner_with_session(conn);
+        let mut out = Vec::new();
+        let set = |xid, data: &[u8]| Packet {
+            xid,
+            op: op::SET_DATA,
+            request: Request::SetData { path: "/".into(), data: data.to_vec(), version: -1 },
+        };
+        let get = |xid| Packet { xid, op: op::GET_DATA, request: Request::GetData { path: "/".into(), watch: false } };
+        // Odd xids write, even xids read: write x, read, write y, read.
+        for p in [set(1, b"x"), get(2), set(3, b"y"), get(4)] {
+            learner.request(conn, p, 0, 0, &mut out);
+        }
+        let f = forwards(&mut out);
+        assert!(out.is_empty(), "nothing is answered before a commit");
+        assert_eq!(f.len(), 2, "both writes went to the leader before either committed");
+        let mut f = f.into_iter();
+        for expected in [[(1, 0, None), (2, 0, Some(b"x".to_vec()))], [(3, 0, None), (4, 0, Some(b"y".to_vec()))]] {
+            leader.forwarded(f.next().expect("forward"), 0, 0, &mut Vec::new());
+            replicate(&mut leader, &mut learner, &mut out);
+            // Each read sees the write before it and not the one after it.
+            assert_eq!(replies(&out), expected);
+            out.clear();
+        }
+    }
+
+    #[test]
+    fn a_learner_forwards_writes_and_keeps_each_connection_in_order() {
+        let conn = ConnId { core: 0, id: 1 };
+        let (mut leader, mut learner) = learner_with_session(conn);
+        let mut out = Vec::new();
 
         // A write, then a read of what it writes: the read waits behind the write.
         let create = Request::Create {
