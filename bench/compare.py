@@ -413,13 +413,23 @@ class Compare:
                       if self.median_run(s, name)]
             spec["latency"].append({"file": f"plots/latency-{slug(name)}.svg", "title": title + ": latency by percentile",
                                     "series": series})
-        groups = [w for w in WORKLOAD_ORDER if self.median_run("paddock", w)
-                  and "rate" not in w and "single" not in w]
-        spec["bars"].append({
-            "file": "plots/throughput.svg", "title": f"Throughput, ops/s (median of {self.runs} runs)", "unit": "ops/s",
-            "groups": groups,
-            "series": [{"label": LABEL[s], "values": [self.stat(s, w, lambda r: r["throughput_ops_s"]) or 0
-                                                      for w in groups]} for s in SYSTEMS]})
+        # Two bar charts (the labels of one would overlap): one server, then ensembles.
+        charts = (("throughput-standalone.svg", "One server", ("standalone ",)),
+                  ("throughput-ensemble.svg", "Ensembles (3v: 3 voters, +2o: and 2 observers)",
+                   ("3 voters + 2 observers ", "3 voters ")))
+        short = {"standalone ": "", "3 voters + 2 observers ": "3v+2o ", "3 voters ": "3v "}
+        for file, title, prefixes in charts:
+            groups = [w for w in WORKLOAD_ORDER if self.median_run("paddock", w) and "rate" not in w
+                      and "single" not in w and w.startswith(prefixes)]
+            labels = []
+            for w in groups:
+                prefix = next(p for p in prefixes if w.startswith(p))
+                labels.append(short[prefix] + w[len(prefix):])
+            spec["bars"].append({
+                "file": f"plots/{file}", "title": f"{title}: ops/s, median of {self.runs} runs", "unit": "ops/s",
+                "groups": labels,
+                "series": [{"label": LABEL[s], "values": [self.stat(s, w, lambda r: r["throughput_ops_s"]) or 0
+                                                          for w in groups]} for s in SYSTEMS]})
         (RESULTS / "plots").mkdir(exist_ok=True)
         (RESULTS / "plots.json").write_text(json.dumps(spec, indent=1))
         subprocess.run([str(PADDOCK), "bench", "plot", "--spec", str(RESULTS / "plots.json")], check=True,
@@ -604,7 +614,8 @@ def render(res):
             out.append(f"| {w} | {fmt_n(pr['throughput_ops_s'])} | {fmt_n(mt)} | "
                        f"{fmt_ratio(ratio(mt, pr['throughput_ops_s']))} | {fmt_ms(pr['p99_ms'])} | {fmt_ms(mp)} |")
         out.append("")
-    out.append("Charts: [throughput](bench/results/plots/throughput.svg), latency by percentile for "
+    out.append("Charts: throughput of [one server](bench/results/plots/throughput-standalone.svg) and of "
+               "[ensembles](bench/results/plots/throughput-ensemble.svg); latency by percentile for "
                + ", ".join(f"[{w}](bench/results/plots/latency-{slug(w)}.svg)" for w in Compare.PLOTTED) + ".\n")
     return "\n".join(out)
 

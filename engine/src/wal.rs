@@ -74,6 +74,8 @@ pub struct Wal {
     /// The zxid the log continues from: appends must not go back before it.
     next_zxid: i64,
     path: PathBuf,
+    /// The first zxid of the segment being written (its name).
+    segment_first_zxid: i64,
     append_at: usize,
     capacity: usize,
     spare: Option<glommio::task::JoinHandle<Result<DmaFile, WalError>>>,
@@ -93,6 +95,7 @@ impl Wal {
                 file: Some(Rc::new(file)),
                 next_zxid,
                 path: t.path,
+                segment_first_zxid: t.first_zxid,
                 append_at: t.append_at,
                 capacity: t.file_bytes,
                 spare: None,
@@ -103,7 +106,16 @@ impl Wal {
         let bytes = segment_bytes;
         let spare = glommio::spawn_local(async move { prezero(&spare_path, bytes).await }).detach();
         let path = settings.dir.join(SPARE_NAME);
-        let mut wal = Wal { settings, file: None, next_zxid, path, append_at: 0, capacity: 0, spare: Some(spare) };
+        let mut wal = Wal {
+            settings,
+            file: None,
+            next_zxid,
+            path,
+            segment_first_zxid: next_zxid,
+            append_at: 0,
+            capacity: 0,
+            spare: Some(spare),
+        };
         wal.settings.segment_bytes = segment_bytes;
         Ok(wal)
     }
@@ -116,6 +128,18 @@ impl Wal {
     /// The segment being written.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Where the log ends, for reopening it with `open` without scanning it again; None before
+    /// the first segment is installed.
+    pub fn tail(&self) -> Option<LogTail> {
+        self.file.as_ref()?;
+        Some(LogTail {
+            path: self.path.clone(),
+            first_zxid: self.segment_first_zxid,
+            append_at: self.append_at,
+            file_bytes: self.capacity,
+        })
     }
 
     fn file(&self) -> Result<&Rc<DmaFile>, WalError> {
@@ -135,6 +159,7 @@ impl Wal {
         let dir = glommio::io::Directory::open(&self.settings.dir).await.map_err(|e| wal_err(&self.settings.dir, e))?;
         dir.sync().await.map_err(|e| wal_err(&self.settings.dir, e))?;
         self.path = name;
+        self.segment_first_zxid = first_zxid;
         self.append_at = BLOCK_BYTES;
         Ok(())
     }

@@ -668,21 +668,29 @@ impl TreeCore {
     }
 }
 
-/// Stops serving, writes what the log still holds, changes the disk if asked, reloads the
-/// tree from disk and reopens the log. Afterwards the server is LOOKING and serves nobody.
+/// Stops serving and lets the log write what it still holds. With a disk change (a learner's
+/// TRUNC or SNAP) the tree is then read back from disk; without one, the tree in memory plus a
+/// learner's logged, uncommitted proposals is exactly what the disk holds, so it is kept (as
+/// ZooKeeper keeps its database across elections) instead of replaying up to snapCount txns.
+/// Either way sessions and connections start afresh, and the server is LOOKING, serving nobody.
 async fn reload(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, change: DiskChange) {
-    {
+    let logged_uncommitted = {
         let mut t = tree.borrow_mut();
         let conns = t.server.all_connections();
         t.server.set_serving(Serving::No);
-        t.role = Role::Looking;
+        let role = std::mem::replace(&mut t.role, Role::Looking);
         // Frames of a role that ended answer nothing anyone may rely on: drop them.
         t.held.clear();
         t.send_now(conns.into_iter().map(|conn| Action::Close { conn }).collect());
-    }
+        match role {
+            Role::Learner(l) => l.pending,
+            _ => VecDeque::new(),
+        }
+    };
     while tree.borrow().snapshot_running {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
+    let mut tail = None;
     let handle = ens.log_handle.borrow_mut().take();
     if let Some(h) = handle {
         let signal = {
@@ -692,10 +700,46 @@ async fn reload(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, change: DiskCh
         };
         signal.push(());
         if let Some(wal) = h.await {
+            tail = wal.tail();
             wal.close().await;
         }
     }
-    let dirs = ens.dirs.clone();
+    let (data, tail) = match change {
+        DiskChange::None => {
+            let mut t = tree.borrow_mut();
+            let placeholder = Server::new(t.server.settings().clone(), crate::runtime::wall_ms());
+            let mut data = std::mem::replace(&mut t.server, placeholder).into_tree();
+            for (hdr, txn) in &logged_uncommitted {
+                if hdr.zxid > data.last_zxid() {
+                    data.apply(hdr, txn);
+                }
+            }
+            (data, tail)
+        }
+        change => {
+            let recovered = read_back(&ens.dirs, change).await;
+            (recovered.tree, recovered.log_tail)
+        }
+    };
+    let last = data.last_zxid();
+    let wal = open_wal(&ens.config, &ens.dirs, tail, last + 1).await;
+    {
+        let mut t = tree.borrow_mut();
+        let now = t.now_ms();
+        // The secret as it stands: a learner may have adopted its leader's since start-up.
+        let settings = crate::runtime::settings(&ens.config, t.server.settings().secret, ens.me);
+        let mut server = Server::with_tree(settings, data, now, crate::runtime::wall_ms());
+        server.set_serving(Serving::No);
+        t.server = server;
+        t.durable_zxid = last;
+        t.log_closing = false;
+    }
+    ens.set_log_handle(glommio::spawn_local(log_task(tree.clone(), wal, ens.dirs.clone())).detach());
+}
+
+/// Applies a learner's TRUNC or SNAP to the disk and recovers the tree from it.
+async fn read_back(dirs: &Dirs, change: DiskChange) -> engine::recovery::Recovered {
+    let dirs = dirs.clone();
     let recovered = glommio::executor()
         .spawn_blocking(move || -> Result<engine::recovery::Recovered, String> {
             match change {
@@ -712,24 +756,10 @@ async fn reload(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, change: DiskCh
             engine::recovery::recover(&dirs.snapshots, &dirs.log).map_err(|e| e.to_string())
         })
         .await;
-    let recovered = match recovered {
+    match recovered {
         Ok(r) => r,
         Err(e) => fatal("cannot reload the tree from disk", e),
-    };
-    let last = recovered.tree.last_zxid();
-    let wal = open_wal(&ens.config, &ens.dirs, recovered.log_tail, last + 1).await;
-    {
-        let mut t = tree.borrow_mut();
-        let now = t.now_ms();
-        // The secret as it stands: a learner may have adopted its leader's since start-up.
-        let settings = crate::runtime::settings(&ens.config, t.server.settings().secret, ens.me);
-        let mut server = Server::with_tree(settings, recovered.tree, now, crate::runtime::wall_ms());
-        server.set_serving(Serving::No);
-        t.server = server;
-        t.durable_zxid = last;
-        t.log_closing = false;
     }
-    ens.set_log_handle(glommio::spawn_local(log_task(tree.clone(), wal, ens.dirs.clone())).detach());
 }
 
 /// The server's life in the ensemble: look, lead or follow, reload, look again.

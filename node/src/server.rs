@@ -302,6 +302,12 @@ impl Server {
         self.touched.drain().collect()
     }
 
+    /// Gives up the tree, for a server over the same tree with fresh sessions and connections
+    /// (an ensemble member changing roles).
+    pub fn into_tree(self) -> DataTree {
+        self.tree
+    }
+
     pub fn tree(&self) -> &DataTree {
         &self.tree
     }
