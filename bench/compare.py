@@ -347,10 +347,15 @@ class Compare:
         cal = RESULTS / "calibration.json"
         subprocess.run([str(PADDOCK), "bench", "plan", "--calibrate-only", "--save", str(cal)],
                        capture_output=True, text=True, check=True)
-        for label, v, o in (("standalone", 1, 0), ("3 voters", 3, 0), ("3 voters + 2 observers", 3, 2)):
-            for kind, pct in (("get", 100), ("set", 0), ("mixed", 90)):
+        self.results["plan"] = []
+        # The pinned run is the model's "dedicated" layout: the server on a core of its own,
+        # the load generator on the other.
+        for label, v, o, layout in (("standalone", 1, 0, []), ("standalone 1 core", 1, 0, ["--dedicated"]),
+                                    ("3 voters", 3, 0, []), ("3 voters + 2 observers", 3, 2, [])):
+            kinds = (("get", 100), ("set", 0)) if layout else (("get", 100), ("set", 0), ("mixed", 90))
+            for kind, pct in kinds:
                 p = subprocess.run([str(PADDOCK), "bench", "plan", "--calibration", str(cal), "--json",
-                                    "--voters", str(v), "--observers", str(o), "--read-pct", str(pct)],
+                                    "--voters", str(v), "--observers", str(o), "--read-pct", str(pct), *layout],
                                    capture_output=True, text=True, check=True)
                 pred = json.loads(p.stdout)
                 pred["workload"] = f"{label} {kind}"
@@ -458,7 +463,9 @@ def machine():
     java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[:1]
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+    # What this script writes itself (PERF.md, bench/results) does not make the build dirty.
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            ":(exclude)PERF.md", ":(exclude)bench/results"],
                            capture_output=True, text=True).stdout.strip()
     mem = re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)
     return {"cpu": cpu, "cpus": os.cpu_count(), "mem_gib": round(int(mem) / 2**20, 1), "kernel": platform.release(),
@@ -641,7 +648,15 @@ def main():
     ap.add_argument("--quick", action="store_true", help="one short run of each, 200k znodes (under 10 min)")
     ap.add_argument("--runs", type=int, help="runs per workload (default 3, quick 1)")
     ap.add_argument("--render-only", action="store_true", help="re-render tables and PERF.md from results.json")
+    ap.add_argument("--plan-only", action="store_true",
+                    help="recalibrate and redo the capacity model's predictions in results.json, then re-render")
     args = ap.parse_args()
+    if args.plan_only:
+        c = Compare(args)
+        c.results = json.loads((RESULTS / "results.json").read_text())
+        c.plan()
+        (RESULTS / "results.json").write_text(json.dumps(c.results, indent=1))
+        args.render_only = True
     if args.render_only:
         tables = render(json.loads((RESULTS / "results.json").read_text()))
         (RESULTS / "tables.md").write_text(tables)

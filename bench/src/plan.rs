@@ -87,13 +87,15 @@ pub struct Calibration {
     pub read_ms: f64,
     pub write_standalone_ms: f64,
     pub write_quorum_ms: f64,
-    /// p99 / mean latency under saturating closed-loop load.
+    /// p99 / mean latency under saturating closed-loop load: reads, 3-voter writes, and
+    /// standalone writes.
     pub read_p99_over_mean: f64,
     pub write_p99_over_mean: f64,
+    pub write_standalone_p99_over_mean: f64,
 }
 
 /// Field names for the calibration file, in `Calibration`'s order.
-const FIELDS: [&str; 12] = [
+const FIELDS: [&str; 13] = [
     "value_size",
     "read_cpu_s",
     "write_standalone_cpu_s",
@@ -106,10 +108,11 @@ const FIELDS: [&str; 12] = [
     "write_quorum_ms",
     "read_p99_over_mean",
     "write_p99_over_mean",
+    "write_standalone_p99_over_mean",
 ];
 
 impl Calibration {
-    fn values(&self) -> [f64; 12] {
+    fn values(&self) -> [f64; 13] {
         [
             self.value_size,
             self.read_cpu_s,
@@ -123,6 +126,7 @@ impl Calibration {
             self.write_quorum_ms,
             self.read_p99_over_mean,
             self.write_p99_over_mean,
+            self.write_standalone_p99_over_mean,
         ]
     }
 
@@ -133,11 +137,11 @@ impl Calibration {
 
     /// Reads what `to_json` wrote; a missing or non-numeric field is an error.
     pub fn from_json(v: &serde_json::Value) -> Result<Calibration, String> {
-        let mut x = [0.0; 12];
+        let mut x = [0.0; 13];
         for (slot, k) in x.iter_mut().zip(FIELDS) {
             *slot = v[k].as_f64().ok_or_else(|| format!("calibration field {k} missing"))?;
         }
-        let [value_size, read_cpu_s, write_standalone_cpu_s, per_learner_cpu_s, learner_cpu_s, client_read_cpu_s, client_write_cpu_s, read_ms, write_standalone_ms, write_quorum_ms, read_p99_over_mean, write_p99_over_mean] =
+        let [value_size, read_cpu_s, write_standalone_cpu_s, per_learner_cpu_s, learner_cpu_s, client_read_cpu_s, client_write_cpu_s, read_ms, write_standalone_ms, write_quorum_ms, read_p99_over_mean, write_p99_over_mean, write_standalone_p99_over_mean] =
             x;
         Ok(Calibration {
             value_size,
@@ -152,6 +156,7 @@ impl Calibration {
             write_quorum_ms,
             read_p99_over_mean,
             write_p99_over_mean,
+            write_standalone_p99_over_mean,
         })
     }
 }
@@ -211,7 +216,8 @@ pub fn predict(c: &Calibration, s: &Scenario) -> Prediction {
     // over the requests in flight (X = 1 / (1/cpu_bound + latency/in_flight)).
     let throughput = 1.0 / (1.0 / cpu_bound + 1.0 / concurrency_bound);
     let bound = if cpu_bound <= concurrency_bound { "cpu" } else { "concurrency" };
-    let ratio = r * c.read_p99_over_mean + w * c.write_p99_over_mean;
+    let write_ratio = if n > 1.0 { c.write_p99_over_mean } else { c.write_standalone_p99_over_mean };
+    let ratio = r * c.read_p99_over_mean + w * write_ratio;
     let p99_ms = match s.rate {
         None => s.in_flight_total / throughput * 1e3 * ratio,
         Some(rate) => {
@@ -407,6 +413,7 @@ pub fn calibrate(value_size: usize) -> Result<Calibration, String> {
         write_quorum_ms: mean_ms(&one_quorum_write),
         read_p99_over_mean: p99_ms(&reads) / mean_ms(&reads).max(1e-9),
         write_p99_over_mean: p99_ms(&quorum_writes) / mean_ms(&quorum_writes).max(1e-9),
+        write_standalone_p99_over_mean: p99_ms(&writes) / mean_ms(&writes).max(1e-9),
     })
 }
 
@@ -513,6 +520,7 @@ mod tests {
             write_quorum_ms: 0.4,
             read_p99_over_mean: 2.0,
             write_p99_over_mean: 2.0,
+            write_standalone_p99_over_mean: 2.0,
         }
     }
 
