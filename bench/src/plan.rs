@@ -76,6 +76,9 @@ pub struct Calibration {
     pub read_cpu_s: f64,
     /// Standalone server CPU per write: request, txn, log, reply.
     pub write_standalone_cpu_s: f64,
+    /// The same on a server with one executor (`--cores 1`): the unit of `--dedicated`.
+    pub read_one_core_cpu_s: f64,
+    pub write_one_core_cpu_s: f64,
     /// Leader CPU per write per learner: proposal, ack, commit.
     pub per_learner_cpu_s: f64,
     /// Learner CPU per write: log, ack, apply, and its share of forwarding.
@@ -95,10 +98,12 @@ pub struct Calibration {
 }
 
 /// Field names for the calibration file, in `Calibration`'s order.
-const FIELDS: [&str; 13] = [
+const FIELDS: [&str; 15] = [
     "value_size",
     "read_cpu_s",
     "write_standalone_cpu_s",
+    "read_one_core_cpu_s",
+    "write_one_core_cpu_s",
     "per_learner_cpu_s",
     "learner_cpu_s",
     "client_read_cpu_s",
@@ -112,11 +117,13 @@ const FIELDS: [&str; 13] = [
 ];
 
 impl Calibration {
-    fn values(&self) -> [f64; 13] {
+    fn values(&self) -> [f64; 15] {
         [
             self.value_size,
             self.read_cpu_s,
             self.write_standalone_cpu_s,
+            self.read_one_core_cpu_s,
+            self.write_one_core_cpu_s,
             self.per_learner_cpu_s,
             self.learner_cpu_s,
             self.client_read_cpu_s,
@@ -137,16 +144,18 @@ impl Calibration {
 
     /// Reads what `to_json` wrote; a missing or non-numeric field is an error.
     pub fn from_json(v: &serde_json::Value) -> Result<Calibration, String> {
-        let mut x = [0.0; 13];
+        let mut x = [0.0; 15];
         for (slot, k) in x.iter_mut().zip(FIELDS) {
             *slot = v[k].as_f64().ok_or_else(|| format!("calibration field {k} missing"))?;
         }
-        let [value_size, read_cpu_s, write_standalone_cpu_s, per_learner_cpu_s, learner_cpu_s, client_read_cpu_s, client_write_cpu_s, read_ms, write_standalone_ms, write_quorum_ms, read_p99_over_mean, write_p99_over_mean, write_standalone_p99_over_mean] =
+        let [value_size, read_cpu_s, write_standalone_cpu_s, read_one_core_cpu_s, write_one_core_cpu_s, per_learner_cpu_s, learner_cpu_s, client_read_cpu_s, client_write_cpu_s, read_ms, write_standalone_ms, write_quorum_ms, read_p99_over_mean, write_p99_over_mean, write_standalone_p99_over_mean] =
             x;
         Ok(Calibration {
             value_size,
             read_cpu_s,
             write_standalone_cpu_s,
+            read_one_core_cpu_s,
+            write_one_core_cpu_s,
             per_learner_cpu_s,
             learner_cpu_s,
             client_read_cpu_s,
@@ -192,8 +201,16 @@ pub struct Prediction {
 pub fn predict(c: &Calibration, s: &Scenario) -> Prediction {
     let n = (s.voters + s.observers).max(1) as f64;
     let (r, w) = (s.read_fraction, 1.0 - s.read_fraction);
-    let leader = r * c.read_cpu_s / n + w * (c.write_standalone_cpu_s + (n - 1.0) * c.per_learner_cpu_s);
-    let learner = if n > 1.0 { r * c.read_cpu_s / n + w * c.learner_cpu_s } else { 0.0 };
+    // A core per server means one executor per server; a shared machine runs a standalone
+    // server on every core (ensemble members on one each, as bench/compare.sh does).
+    let one_core = s.shared_cores.is_none() || n > 1.0;
+    let (read, write) = if one_core {
+        (c.read_one_core_cpu_s, c.write_one_core_cpu_s)
+    } else {
+        (c.read_cpu_s, c.write_standalone_cpu_s)
+    };
+    let leader = r * read / n + w * (write + (n - 1.0) * c.per_learner_cpu_s);
+    let learner = if n > 1.0 { r * read / n + w * c.learner_cpu_s } else { 0.0 };
     let client = r * c.client_read_cpu_s + w * c.client_write_cpu_s;
     let (cpu_bound, busy_per_op) = match s.shared_cores {
         Some(k) => {
@@ -264,7 +281,7 @@ fn free_port() -> Result<u16, String> {
 
 /// Starts `count` servers (standalone when 1, else voters) of this binary, and
 /// waits until they serve and, for an ensemble, one leads.
-fn start(count: usize, tag: &str) -> Result<Servers, String> {
+fn start(count: usize, one_core: bool, tag: &str) -> Result<Servers, String> {
     let dir = std::env::temp_dir().join(format!("paddock-plan-{}-{tag}", std::process::id()));
     let mut servers = Servers { dir: dir.clone(), children: Vec::new(), addrs: Vec::new() };
     let ports: Vec<[u16; 3]> =
@@ -289,7 +306,7 @@ fn start(count: usize, tag: &str) -> Result<Servers, String> {
         std::fs::write(&cfg_path, cfg).map_err(|e| e.to_string())?;
         // As bench/compare.sh runs them: a standalone server on every core, ensemble members
         // sharing the machine with one executor each.
-        let cores: &[&str] = if count > 1 { &["--cores", "1"] } else { &[] };
+        let cores: &[&str] = if one_core { &["--cores", "1"] } else { &[] };
         let child = Command::new(&exe)
             .arg("server")
             .args(cores)
@@ -379,15 +396,20 @@ fn p99_ms(r: &Report) -> f64 {
 pub fn calibrate(value_size: usize) -> Result<Calibration, String> {
     const SATURATING: (usize, usize) = (8, 16);
     const SINGLE: (usize, usize) = (1, 1);
-    let solo = start(1, "standalone")?;
+    let solo = start(1, false, "standalone")?;
     eprintln!("calibrating: standalone reads and writes");
     let reads = solo.load(solo.addrs.clone(), OpsKind::Get, value_size, SATURATING)?;
     let writes = solo.load(solo.addrs.clone(), OpsKind::Set, value_size, SATURATING)?;
     let one_read = solo.load(solo.addrs.clone(), OpsKind::Get, value_size, SINGLE)?;
     let one_write = solo.load(solo.addrs.clone(), OpsKind::Set, value_size, SINGLE)?;
     drop(solo);
+    eprintln!("calibrating: a standalone server on one executor");
+    let lone = start(1, true, "one-core")?;
+    let lone_reads = lone.load(lone.addrs.clone(), OpsKind::Get, value_size, SATURATING)?;
+    let lone_writes = lone.load(lone.addrs.clone(), OpsKind::Set, value_size, SATURATING)?;
+    drop(lone);
     eprintln!("calibrating: 3 voters, writes");
-    let trio = start(3, "voters")?;
+    let trio = start(3, true, "voters")?;
     let leader = trio.leader();
     let quorum_writes = trio.load(trio.addrs.clone(), OpsKind::Set, value_size, SATURATING)?;
     let one_quorum_write = trio.load(vec![trio.addrs[leader].clone()], OpsKind::Set, value_size, SINGLE)?;
@@ -400,11 +422,16 @@ pub fn calibrate(value_size: usize) -> Result<Calibration, String> {
     let learners: Vec<f64> = quorum_cpu.iter().enumerate().filter(|(i, _)| *i != leader).map(|(_, c)| *c).collect();
     let learner_cpu = learners.iter().sum::<f64>() / learners.len().max(1) as f64;
     let standalone = write_cpu.first().copied().unwrap_or(0.0);
+    let first = |r: &Report| cpu_per_op(r).0.first().copied().unwrap_or(0.0);
+    let (read_one_core, write_one_core) = (first(&lone_reads), first(&lone_writes));
     Ok(Calibration {
         value_size: value_size as f64,
         read_cpu_s: read_cpu.first().copied().unwrap_or(0.0),
         write_standalone_cpu_s: standalone,
-        per_learner_cpu_s: ((leader_cpu - standalone) / 2.0).max(0.0),
+        // Ensemble members run one executor each: compare the leader with a one-executor server.
+        per_learner_cpu_s: ((leader_cpu - write_one_core) / 2.0).max(0.0),
+        read_one_core_cpu_s: read_one_core,
+        write_one_core_cpu_s: write_one_core,
         learner_cpu_s: learner_cpu,
         client_read_cpu_s: client_read,
         client_write_cpu_s: client_write,
@@ -511,6 +538,8 @@ mod tests {
             value_size: 100.0,
             read_cpu_s: 4e-6,
             write_standalone_cpu_s: 10e-6,
+            read_one_core_cpu_s: 4e-6,
+            write_one_core_cpu_s: 10e-6,
             per_learner_cpu_s: 3e-6,
             learner_cpu_s: 6e-6,
             client_read_cpu_s: 2e-6,
