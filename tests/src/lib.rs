@@ -3,6 +3,7 @@
 //! whether the test passed or not.
 
 pub mod ensemble;
+pub mod linearizability;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -216,5 +217,19 @@ impl Drop for ServerProcess {
         } else {
             eprintln!("server log ({:?}, kept in {}):\n{}", self.flavor, self.dir.display(), self.log());
         }
+    }
+}
+
+/// A small deterministic generator (xorshift), so a failing round can be replayed from its seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next pseudo-random number.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
     }
 }

@@ -9,19 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bench::client::{four_letter, Client};
 use node::proto::{op, Request, Response};
-use paddock_tests::{wait_until, ServerProcess};
-
-/// A small deterministic generator, so a failing round can be replayed from its printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use paddock_tests::{wait_until, Rng, ServerProcess};
 
 fn create_req(path: &str, data: &[u8]) -> Request {
     Request::Create { path: path.into(), data: data.to_vec(), acl: engine::acl::open_acl_unsafe(), flags: 0, ttl: -1 }
