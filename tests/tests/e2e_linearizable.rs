@@ -1,5 +1,6 @@
-//! Histories of real clients against a real 3-voter ensemble whose leader is SIGKILLed midway,
-//! checked by `paddock_tests::linearizability`: writes, and reads issued after `sync`, must
+//! Histories of real clients against a real 3-voter ensemble whose leader is SIGKILLed, or
+//! hangs (SIGSTOP) past syncLimit and comes back, midway; checked by
+//! `paddock_tests::linearizability`: writes, and reads issued after `sync`, must
 //! have one order that explains every answer (ops whose outcome a client never learned may or
 //! may not have happened). `PADDOCK_TARGET=zookeeper` runs the same test against ZooKeeper.
 
@@ -17,9 +18,11 @@ use paddock_tests::Rng;
 /// Client threads (two per server); znodes they contend on.
 const CLIENTS: u64 = 6;
 const KEYS: u64 = 3;
-/// Load before the kill and after it: bounded in time, whatever happens.
-const BEFORE_KILL: Duration = Duration::from_millis(1500);
-const AFTER_KILL: Duration = Duration::from_millis(2500);
+/// Load before the fault and after it: bounded in time, whatever happens.
+const BEFORE_FAULT: Duration = Duration::from_millis(1500);
+const AFTER_FAULT: Duration = Duration::from_millis(2500);
+/// How long a hung leader stays stopped: well past the harness's syncLimit (5 × 100 ms ticks).
+const HANG: Duration = Duration::from_millis(1500);
 
 /// A session on any server that takes one (a member that is LOOKING refuses it), or None by
 /// the deadline.
@@ -82,7 +85,7 @@ fn client(id: u64, servers: Vec<SocketAddr>, start: Instant, stop: Arc<AtomicBoo
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (id + 1));
     let mut history = Vec::new();
     let mut counter = 0;
-    let deadline = start + BEFORE_KILL + AFTER_KILL + Duration::from_secs(30);
+    let deadline = start + BEFORE_FAULT + HANG + AFTER_FAULT + Duration::from_secs(30);
     let mut conn = connect_any(&servers, id as usize, deadline);
     while !stop.load(Ordering::Relaxed) {
         let Some(c) = conn.as_mut() else { break };
@@ -107,8 +110,8 @@ fn client(id: u64, servers: Vec<SocketAddr>, start: Instant, stop: Arc<AtomicBoo
     history
 }
 
-#[test]
-fn writes_and_synced_reads_stay_linearizable_across_a_leader_kill() {
+/// Runs the clients, applies `fault` to the leader midway, and checks the history.
+fn checked_history_under(fault: impl FnOnce(&mut Ensemble, u64)) {
     let mut e = Ensemble::from_env(3, 0, "");
     let leader = e.leader().expect("a leader");
     let servers: Vec<SocketAddr> = e.ids().into_iter().map(|id| e.addr(id)).collect();
@@ -131,22 +134,34 @@ fn writes_and_synced_reads_stay_linearizable_across_a_leader_kill() {
             std::thread::spawn(move || client(id, servers, start, stop))
         })
         .collect();
-    std::thread::sleep(BEFORE_KILL); // load duration, not synchronisation
-    e.kill(leader);
-    std::thread::sleep(AFTER_KILL); // load duration, not synchronisation
+    std::thread::sleep(BEFORE_FAULT); // load duration, not synchronisation
+    let fault_at = start.elapsed().as_nanos() as u64;
+    fault(&mut e, leader);
+    std::thread::sleep(AFTER_FAULT); // load duration, not synchronisation
     stop.store(true, Ordering::Relaxed);
     let history: Vec<Event> = threads.into_iter().flat_map(|t| t.join().expect("client thread")).collect();
 
     let known = history.iter().filter(|e| e.ret.is_some()).count();
-    let after_kill = history.iter().filter(|e| e.call > BEFORE_KILL.as_nanos() as u64 && e.ret.is_some()).count();
-    eprintln!("{} ops, {known} with a known outcome, {after_kill} of those after the kill", history.len());
-    assert!(
-        known > 200 && after_kill > 50,
-        "too little load to check anything: {known} known, {after_kill} after the kill"
-    );
+    let after = history.iter().filter(|e| e.call > fault_at && e.ret.is_some()).count();
+    eprintln!("{} ops, {known} with a known outcome, {after} of those after the fault began", history.len());
+    assert!(known > 200 && after > 50, "too little load to check anything: {known} known, {after} after the fault");
     if let Err(v) = check(&history) {
         let file = std::env::temp_dir().join(format!("paddock-nonlinearizable-{}.txt", std::process::id()));
         v.write_to(&file).expect("write the history");
         panic!("no linearization of the ops on {}; history in {}", v.path, file.display());
     }
+}
+
+#[test]
+fn writes_and_synced_reads_stay_linearizable_across_a_leader_kill() {
+    checked_history_under(|e, leader| e.kill(leader));
+}
+
+#[test]
+fn writes_and_synced_reads_stay_linearizable_when_the_leader_hangs_and_comes_back() {
+    checked_history_under(|e, leader| {
+        e.stop(leader);
+        std::thread::sleep(HANG); // the fault itself: how long the leader stays frozen
+        e.cont(leader);
+    });
 }
