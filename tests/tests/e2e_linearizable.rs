@@ -1,11 +1,11 @@
 //! Histories of real clients against a real 3-voter ensemble whose leader is SIGKILLed, or
-//! hangs (SIGSTOP) past syncLimit and comes back, midway; checked by
+//! hangs (SIGSTOP) until the others have moved on without it and comes back, midway; checked by
 //! `paddock_tests::linearizability`: writes, and reads issued after `sync`, must
 //! have one order that explains every answer (ops whose outcome a client never learned may or
 //! may not have happened). `PADDOCK_TARGET=zookeeper` runs the same test against ZooKeeper.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,16 +13,16 @@ use bench::client::Client;
 use node::proto::{op, Request, Response};
 use paddock_tests::ensemble::Ensemble;
 use paddock_tests::linearizability::{check, code, Event, Op, Outcome};
-use paddock_tests::Rng;
+use paddock_tests::{wait_until, Rng};
 
 /// Client threads (two per server); znodes they contend on.
 const CLIENTS: u64 = 6;
 const KEYS: u64 = 3;
-/// Load before the fault and after it: bounded in time, whatever happens.
-const BEFORE_FAULT: Duration = Duration::from_millis(1500);
-const AFTER_FAULT: Duration = Duration::from_millis(2500);
-/// How long a hung leader stays stopped: well past the harness's syncLimit (5 × 100 ms ticks).
-const HANG: Duration = Duration::from_millis(1500);
+/// Answered ops before the fault, and after it (after a hung leader, while it is frozen too):
+/// the load is counted in answers, and each wait is bounded by `PROGRESS_TIMEOUT`.
+const OPS_BEFORE_FAULT: usize = 500;
+const OPS_AFTER_FAULT: usize = 500;
+const PROGRESS_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A session on any server that takes one (a member that is LOOKING refuses it), or None by
 /// the deadline.
@@ -81,11 +81,17 @@ fn run(c: &mut Client, path: &str, op: Op) -> Option<Outcome> {
 }
 
 /// One client's history until `stop`.
-fn client(id: u64, servers: Vec<SocketAddr>, start: Instant, stop: Arc<AtomicBool>) -> Vec<Event> {
+fn client(
+    id: u64,
+    servers: Vec<SocketAddr>,
+    start: Instant,
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicUsize>,
+) -> Vec<Event> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (id + 1));
     let mut history = Vec::new();
     let mut counter = 0;
-    let deadline = start + BEFORE_FAULT + HANG + AFTER_FAULT + Duration::from_secs(30);
+    let deadline = start + 3 * PROGRESS_TIMEOUT;
     let mut conn = connect_any(&servers, id as usize, deadline);
     while !stop.load(Ordering::Relaxed) {
         let Some(c) = conn.as_mut() else { break };
@@ -102,7 +108,9 @@ fn client(id: u64, servers: Vec<SocketAddr>, start: Instant, stop: Arc<AtomicBoo
         let outcome = run(c, &path, op);
         let ret = outcome.map(|o| (start.elapsed().as_nanos() as u64, o));
         history.push(Event { session: id, path, op, call, ret });
-        if ret.is_none() {
+        if ret.is_some() {
+            answered.fetch_add(1, Ordering::Relaxed);
+        } else {
             // The connection is suspect: continue on a new session elsewhere.
             conn = connect_any(&servers, id as usize + 1, deadline);
         }
@@ -110,8 +118,14 @@ fn client(id: u64, servers: Vec<SocketAddr>, start: Instant, stop: Arc<AtomicBoo
     history
 }
 
-/// Runs the clients, applies `fault` to the leader midway, and checks the history.
-fn checked_history_under(fault: impl FnOnce(&mut Ensemble, u64)) {
+/// Waits until the clients have had `more` answers beyond `from`; false at the deadline.
+fn answers_beyond(answered: &AtomicUsize, from: usize, more: usize) -> bool {
+    wait_until(PROGRESS_TIMEOUT, || answered.load(Ordering::Relaxed) >= from + more)
+}
+
+/// Runs the clients, applies `fault` to the leader once they have made progress, lets them make
+/// progress after it, and checks the history. `fault` gets the answer counter to wait on.
+fn checked_history_under(fault: impl FnOnce(&mut Ensemble, u64, &AtomicUsize)) {
     let mut e = Ensemble::from_env(3, 0, "");
     let leader = e.leader().expect("a leader");
     let servers: Vec<SocketAddr> = e.ids().into_iter().map(|id| e.addr(id)).collect();
@@ -128,18 +142,22 @@ fn checked_history_under(fault: impl FnOnce(&mut Ensemble, u64)) {
     }
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
     let threads: Vec<_> = (0..CLIENTS)
         .map(|id| {
-            let (servers, stop) = (servers.clone(), stop.clone());
-            std::thread::spawn(move || client(id, servers, start, stop))
+            let (servers, stop, answered) = (servers.clone(), stop.clone(), answered.clone());
+            std::thread::spawn(move || client(id, servers, start, stop, answered))
         })
         .collect();
-    std::thread::sleep(BEFORE_FAULT); // load duration, not synchronisation
+    let before = answers_beyond(&answered, 0, OPS_BEFORE_FAULT);
     let fault_at = start.elapsed().as_nanos() as u64;
-    fault(&mut e, leader);
-    std::thread::sleep(AFTER_FAULT); // load duration, not synchronisation
+    if before {
+        fault(&mut e, leader, &answered);
+    }
+    let after = before && answers_beyond(&answered, answered.load(Ordering::Relaxed), OPS_AFTER_FAULT);
     stop.store(true, Ordering::Relaxed);
     let history: Vec<Event> = threads.into_iter().flat_map(|t| t.join().expect("client thread")).collect();
+    assert!(before && after, "the clients stopped making progress; {}", e.describe());
 
     let known = history.iter().filter(|e| e.ret.is_some()).count();
     let after = history.iter().filter(|e| e.call > fault_at && e.ret.is_some()).count();
@@ -154,14 +172,17 @@ fn checked_history_under(fault: impl FnOnce(&mut Ensemble, u64)) {
 
 #[test]
 fn writes_and_synced_reads_stay_linearizable_across_a_leader_kill() {
-    checked_history_under(|e, leader| e.kill(leader));
+    checked_history_under(|e, leader, _| e.kill(leader));
 }
 
 #[test]
 fn writes_and_synced_reads_stay_linearizable_when_the_leader_hangs_and_comes_back() {
-    checked_history_under(|e, leader| {
+    checked_history_under(|e, leader, answered| {
         e.stop(leader);
-        std::thread::sleep(HANG); // the fault itself: how long the leader stays frozen
+        // Frozen until the other two have elected a leader and served a load without it (every
+        // op here needs a leader), which takes longer than the harness's syncLimit.
+        let served = answers_beyond(answered, answered.load(Ordering::Relaxed), OPS_AFTER_FAULT);
         e.cont(leader);
+        assert!(served, "the ensemble made no progress while its leader was frozen; {}", e.describe());
     });
 }
