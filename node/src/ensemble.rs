@@ -704,16 +704,9 @@ async fn reload(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, change: DiskCh
             wal.close().await;
         }
     }
-    // Connections that arrived while the log drained belong to the server being replaced:
-    // closed with it, or their clients would wait for answers nobody sends.
-    let mut stale = Vec::new();
     let (data, tail) = match change {
         DiskChange::None => {
-            let mut t = tree.borrow_mut();
-            let placeholder = Server::new(t.server.settings().clone(), crate::runtime::wall_ms());
-            let old = std::mem::replace(&mut t.server, placeholder);
-            stale = old.all_connections();
-            let mut data = old.into_tree();
+            let mut data = tree.borrow_mut().server.take_tree();
             for (hdr, txn) in &logged_uncommitted {
                 if hdr.zxid > data.last_zxid() {
                     data.apply(hdr, txn);
@@ -735,7 +728,9 @@ async fn reload(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, change: DiskCh
         let settings = crate::runtime::settings(&ens.config, t.server.settings().secret, ens.me);
         let mut server = Server::with_tree(settings, data, now, crate::runtime::wall_ms());
         server.set_serving(Serving::No);
-        stale.extend(std::mem::replace(&mut t.server, server).all_connections());
+        // Connections that arrived while the log drained belong to the server being replaced:
+        // closed with it, or their clients would wait for answers nobody sends.
+        let stale = std::mem::replace(&mut t.server, server).all_connections();
         t.send_now(stale.into_iter().map(|conn| Action::Close { conn }).collect());
         t.durable_zxid = last;
         t.log_closing = false;

@@ -302,10 +302,10 @@ impl Server {
         self.touched.drain().collect()
     }
 
-    /// Gives up the tree, for a server over the same tree with fresh sessions and connections
-    /// (an ensemble member changing roles).
-    pub fn into_tree(self) -> DataTree {
-        self.tree
+    /// Takes the tree out, leaving an empty one, for a server over the same tree with fresh
+    /// sessions and connections (an ensemble member changing roles while not serving).
+    pub fn take_tree(&mut self) -> DataTree {
+        std::mem::take(&mut self.tree)
     }
 
     pub fn tree(&self) -> &DataTree {
