@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
+
 use crate::load::{self, LoadArgs, OpsKind};
 use crate::report::Report;
 
@@ -69,7 +71,7 @@ pub struct PlanArgs {
 }
 
 /// Per-op costs measured on this machine: CPU seconds per op, latencies in ms.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Calibration {
     pub value_size: f64,
     /// Server CPU per read.
@@ -97,76 +99,15 @@ pub struct Calibration {
     pub write_standalone_p99_over_mean: f64,
 }
 
-/// Field names for the calibration file, in `Calibration`'s order.
-const FIELDS: [&str; 15] = [
-    "value_size",
-    "read_cpu_s",
-    "write_standalone_cpu_s",
-    "read_one_core_cpu_s",
-    "write_one_core_cpu_s",
-    "per_learner_cpu_s",
-    "learner_cpu_s",
-    "client_read_cpu_s",
-    "client_write_cpu_s",
-    "read_ms",
-    "write_standalone_ms",
-    "write_quorum_ms",
-    "read_p99_over_mean",
-    "write_p99_over_mean",
-    "write_standalone_p99_over_mean",
-];
-
 impl Calibration {
-    fn values(&self) -> [f64; 15] {
-        [
-            self.value_size,
-            self.read_cpu_s,
-            self.write_standalone_cpu_s,
-            self.read_one_core_cpu_s,
-            self.write_one_core_cpu_s,
-            self.per_learner_cpu_s,
-            self.learner_cpu_s,
-            self.client_read_cpu_s,
-            self.client_write_cpu_s,
-            self.read_ms,
-            self.write_standalone_ms,
-            self.write_quorum_ms,
-            self.read_p99_over_mean,
-            self.write_p99_over_mean,
-            self.write_standalone_p99_over_mean,
-        ]
-    }
-
     /// The calibration as a JSON object.
     pub fn to_json(&self) -> serde_json::Value {
-        FIELDS.iter().zip(self.values()).map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect()
+        serde_json::to_value(self).unwrap_or_default()
     }
 
     /// Reads what `to_json` wrote; a missing or non-numeric field is an error.
     pub fn from_json(v: &serde_json::Value) -> Result<Calibration, String> {
-        let mut x = [0.0; 15];
-        for (slot, k) in x.iter_mut().zip(FIELDS) {
-            *slot = v[k].as_f64().ok_or_else(|| format!("calibration field {k} missing"))?;
-        }
-        let [value_size, read_cpu_s, write_standalone_cpu_s, read_one_core_cpu_s, write_one_core_cpu_s, per_learner_cpu_s, learner_cpu_s, client_read_cpu_s, client_write_cpu_s, read_ms, write_standalone_ms, write_quorum_ms, read_p99_over_mean, write_p99_over_mean, write_standalone_p99_over_mean] =
-            x;
-        Ok(Calibration {
-            value_size,
-            read_cpu_s,
-            write_standalone_cpu_s,
-            read_one_core_cpu_s,
-            write_one_core_cpu_s,
-            per_learner_cpu_s,
-            learner_cpu_s,
-            client_read_cpu_s,
-            client_write_cpu_s,
-            read_ms,
-            write_standalone_ms,
-            write_quorum_ms,
-            read_p99_over_mean,
-            write_p99_over_mean,
-            write_standalone_p99_over_mean,
-        })
+        Calibration::deserialize(v).map_err(|e| format!("calibration file: {e}"))
     }
 }
 
