@@ -34,19 +34,6 @@ COMMON_CFG = (
 )
 # zkServer.sh's default heap (ZK_SERVER_HEAP=1000), the collector Java 17 picks by default.
 ZK_JVMFLAGS = "-Xmx1000m"
-# scripts/zookeeper-run starts ZooKeeperServerMain; this java wrapper swaps in QuorumPeerMain,
-# which runs standalone too when the config has no server lines, and keeps the JVM's pid.
-QUORUM_JAVA = """#!/bin/sh
-for a; do
-    shift
-    if [ "$a" = org.apache.zookeeper.server.ZooKeeperServerMain ]; then
-        set -- "$@" org.apache.zookeeper.server.quorum.QuorumPeerMain
-    else
-        set -- "$@" "$a"
-    fi
-done
-exec java "$@"
-"""
 
 
 def log(msg):
@@ -114,9 +101,6 @@ class Ensemble:
             if i >= voters:
                 cfg += "peerType=observer\n"
             (home / "zoo.cfg").write_text(cfg)
-        wrapper = self.root / "quorum-java"
-        wrapper.write_text(QUORUM_JAVA)
-        wrapper.chmod(0o755)
 
     def home(self, i):
         return self.root / f"{self.system}-s{i + 1}"
@@ -132,7 +116,9 @@ class Ensemble:
     def env(self):
         env = dict(os.environ)
         if self.system == "zookeeper":
-            env.update(ZK_JAVA=str(self.root / "quorum-java"), ZK_JVMFLAGS=ZK_JVMFLAGS, ZK_LOG_LEVEL="warn")
+            # QuorumPeerMain (standalone too without server lines) where zookeeper-run starts the standalone class.
+            env.update(ZK_JAVA=str(REPO / "scripts" / "zookeeper-quorum-java"), ZK_JVMFLAGS=ZK_JVMFLAGS,
+                       ZK_LOG_LEVEL="warn")
         return env
 
     def start_one(self, i):

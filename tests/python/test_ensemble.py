@@ -58,21 +58,6 @@ preAllocSize=4096
 maxSessionTimeout=10000
 """
 
-# scripts/zookeeper-run runs the standalone main class; its ZK_JAVA hook lets
-# us swap in the quorum one (and the JVM keeps the script's pid).
-QUORUM_JAVA = """#!/bin/sh
-for a; do
-    shift
-    if [ "$a" = org.apache.zookeeper.server.ZooKeeperServerMain ]; then
-        set -- "$@" org.apache.zookeeper.server.quorum.QuorumPeerMain
-    else
-        set -- "$@" "$a"
-    fi
-done
-exec "${PADDOCK_ZK_REAL_JAVA:-java}" "$@"
-"""
-
-
 def _die_with_parent():
     """preexec_fn: SIGKILL the member if the pytest process dies abruptly."""
     try:
@@ -119,10 +104,6 @@ class Ensemble:
             (d / "log").mkdir()
             (d / "data" / "myid").write_text(f"{i}\n")
             (d / "zoo.cfg").write_text(ZOO_CFG.format(dir=d, client_port=self.client_port[i]) + servers + extra_cfg)
-        if target == "zookeeper":
-            java = self.root / "quorum-java"
-            java.write_text(QUORUM_JAVA)
-            java.chmod(0o755)
 
     def dir(self, i):
         return self.root / f"s{i}"
@@ -148,7 +129,8 @@ class Ensemble:
         if self.target == "zookeeper":
             if "ZK_JAVA" in env:
                 env["PADDOCK_ZK_REAL_JAVA"] = env["ZK_JAVA"]
-            env["ZK_JAVA"] = str(self.root / "quorum-java")
+            # Runs QuorumPeerMain where scripts/zookeeper-run starts the standalone class.
+            env["ZK_JAVA"] = str(REPO / "scripts" / "zookeeper-quorum-java")
         log = open(self.dir(i) / "server.log", "ab")
         log.write(f"=== harness: starting server {i} ({self.target})\n".encode())
         log.flush()

@@ -107,22 +107,6 @@ fn member_config(m: &Member, servers: &str, extra: &str) -> String {
     cfg
 }
 
-/// `java`, but running ZooKeeper's quorum main class instead of the standalone one:
-/// `scripts/zookeeper-run` runs `ZooKeeperServerMain`, which ignores `server.N` lines, and we may
-/// not change that script, so its `ZK_JAVA` hook swaps the class (and keeps the JVM's pid the
-/// child's pid, as the script's own `exec` does).
-const QUORUM_JAVA: &str = r#"#!/bin/sh
-for a; do
-    shift
-    if [ "$a" = org.apache.zookeeper.server.ZooKeeperServerMain ]; then
-        set -- "$@" org.apache.zookeeper.server.quorum.QuorumPeerMain
-    else
-        set -- "$@" "$a"
-    fi
-done
-exec "${PADDOCK_ZK_REAL_JAVA:-java}" "$@"
-"#;
-
 /// A port nobody listens on now and that this ensemble has not handed out yet.
 fn unique_port(taken: &mut HashSet<u16>) -> u16 {
     loop {
@@ -516,12 +500,6 @@ impl Ensemble {
             std::fs::write(m.dir.join("data/myid"), format!("{}\n", m.id)).expect("myid");
             std::fs::write(m.dir.join("zoo.cfg"), member_config(m, &servers(m.id), extra)).expect("zoo.cfg");
         }
-        if flavor == Flavor::ZooKeeper {
-            use std::os::unix::fs::PermissionsExt;
-            let java = root.join("quorum-java");
-            std::fs::write(&java, QUORUM_JAVA).expect("quorum-java");
-            std::fs::set_permissions(&java, std::fs::Permissions::from_mode(0o755)).expect("chmod quorum-java");
-        }
         Ensemble { flavor, root, members, links, zookeeper_flags: Vec::new(), _turn: turn }
     }
 
@@ -584,7 +562,6 @@ impl Ensemble {
     /// thread.
     pub fn start(&mut self, id: u64) {
         let flavor = self.flavor;
-        let root = self.root.clone();
         let zookeeper_flags = self.zookeeper_flags.clone();
         let m = self.member_mut(id);
         assert!(m.child.is_none(), "server {id} is already running");
@@ -605,7 +582,8 @@ impl Ensemble {
                 c.arg(&cfg)
                     .arg("-Dorg.slf4j.simpleLogger.log.org.apache.zookeeper.server.NIOServerCnxn=warn")
                     .args(&zookeeper_flags)
-                    .env("ZK_JAVA", root.join("quorum-java"));
+                    // Runs QuorumPeerMain where scripts/zookeeper-run starts the standalone class.
+                    .env("ZK_JAVA", repo_root().join("scripts/zookeeper-quorum-java"));
                 if let Ok(java) = std::env::var("ZK_JAVA") {
                     c.env("PADDOCK_ZK_REAL_JAVA", java);
                 }
