@@ -394,8 +394,8 @@ async fn core0_main(
     }
 }
 
-/// Binds the quorum and election ports and starts the ensemble's tasks on a latency-critical
-/// queue, so heartbeats and votes are not stuck behind bulk work on core 0.
+/// Binds the quorum and election ports and starts the ensemble's tasks on a queue of their own
+/// with a large share of core 0, so heartbeats and votes get their turn beside bulk work.
 fn start_ensemble(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>) {
     let (quorum_addr, election_addr) = ens.own_addrs();
     let bind_any = |a: SocketAddr| SocketAddr::new(IpAddr::from([0, 0, 0, 0]), a.port());
