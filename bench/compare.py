@@ -67,7 +67,7 @@ def mode(port):
     return m.group(1) if m else None
 
 
-def cpu_rss_of(pid):
+def rss_of(pid):
     try:
         with open(f"/proc/{pid}/status") as f:
             return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) * 1024
@@ -291,7 +291,7 @@ class Compare:
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
             raise RuntimeError(f"populating failed:\n{p.stderr[-3000:]}")
-        mem = {"znodes": znodes, "populate_s": time.monotonic() - t, "rss_bytes": cpu_rss_of(ens.pid(0))}
+        mem = {"znodes": znodes, "populate_s": time.monotonic() - t, "rss_bytes": rss_of(ens.pid(0))}
         if ens.system == "zookeeper":
             mem["heap_after_full_gc_bytes"] = self.zk_live_heap(ens.pid(0))
         restarts = []
@@ -306,7 +306,7 @@ class Compare:
             restarts.append((time.monotonic() - t) * 1000)
         count = re.search(r"zk_znode_count\s+(\d+)", four_letter(ens.ports[0][0], "mntr"))
         mem["znode_count"] = int(count.group(1)) if count else None
-        mem["rss_after_restart_bytes"] = cpu_rss_of(ens.pid(0))
+        mem["rss_after_restart_bytes"] = rss_of(ens.pid(0))
         if ens.system == "zookeeper":
             mem["heap_after_restart_full_gc_bytes"] = self.zk_live_heap(ens.pid(0))
         self.results["memory"][ens.system] = mem
