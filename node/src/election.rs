@@ -181,6 +181,17 @@ impl Election {
         self.outcome
     }
 
+    /// The role this election led to has established `epoch` (the leader has a quorum, or the
+    /// follower took NEWLEADER): peers still looking are answered with it from now on, so every
+    /// member of one ensemble names the same epoch and a quorum of their answers can agree.
+    /// Without this, members that decided in different rounds answer with different epochs and
+    /// a looking server may never see a quorum agree.
+    pub fn established(&mut self, epoch: u64) {
+        if let Some((leader, _, state)) = self.outcome {
+            self.outcome = Some((leader, epoch, state));
+        }
+    }
+
     /// A notification arrived.
     pub fn on_notification(&mut self, n: Notification, now_ms: u64, out: &mut Vec<ElectionAction>) {
         if n.sender == self.me {
@@ -237,7 +248,13 @@ impl Election {
                     .iter()
                     .filter(|(s, (_, v))| self.voters.contains(s) && v.leader == leader && v.epoch == n.vote.epoch)
                     .count();
-                let leader_leads = self.settled.get(&leader).is_some_and(|(st, _)| *st == PeerState::Leading);
+                // Followers of this very server wait for it to lead: it counts itself, and takes
+                // their word when they decided in its own round (FastLeaderElection's checkLeader).
+                let (leader_leads, backers) = if leader == self.me && !self.observer {
+                    (n.round == self.round, backers + 1)
+                } else {
+                    (self.settled.get(&leader).is_some_and(|(st, _)| *st == PeerState::Leading), backers)
+                };
                 if leader_leads && self.quorum(backers) {
                     self.decide(leader, n.vote.epoch, out);
                 }
@@ -353,6 +370,49 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_settled_server_answers_with_the_epoch_its_role_established() {
+        let (mut net, pending) = Net::new(&[(1, 10, 1), (2, 30, 1), (3, 20, 1)], &[]);
+        net.run(pending);
+        let follower = net.servers.get_mut(&1).expect("server 1");
+        assert_eq!(follower.outcome(), Some((2, 1, PeerState::Following)));
+        follower.established(4);
+        let vote = Vote { leader: 4, zxid: 0, epoch: 0 };
+        let looking = Notification { sender: 4, state: PeerState::Looking, round: 9, vote };
+        let mut out = Vec::new();
+        follower.on_notification(looking, 10_000, &mut out);
+        let answered = out.iter().any(|a| {
+            matches!(a, ElectionAction::Send { to: 4, notification }
+                if notification.vote == Vote { leader: 2, zxid: 30, epoch: 4 } && notification.state == PeerState::Following)
+        });
+        assert!(answered, "{out:?}");
+    }
+
+    #[test]
+    fn a_server_whose_voters_already_follow_it_leads() {
+        // Server 1 decided for 2 and stopped looking before 2 saw its vote: 2 hears only that
+        // 1 follows it, in 2's own round, and must lead rather than wait for 1 to give up.
+        let members = Membership { me: 2, voters: [1, 2, 3].into_iter().collect(), observer: false };
+        let history = History { last_zxid: 30, epoch: 1, round: 0 };
+        let mut e = Election::start(members, history, ElectionTiming::default(), 0, &mut Vec::new());
+        let vote = Vote { leader: 2, zxid: 30, epoch: 1 };
+        let follows = Notification { sender: 1, state: PeerState::Following, round: e.round(), vote };
+        let mut out = Vec::new();
+        e.on_notification(follows, 10, &mut out);
+        assert_eq!(e.outcome(), Some((2, 1, PeerState::Leading)));
+        // From another round it is no evidence: that election may have named it long ago.
+        let mut e = Election::start(
+            Membership { me: 2, voters: [1, 2, 3].into_iter().collect(), observer: false },
+            history,
+            ElectionTiming::default(),
+            0,
+            &mut Vec::new(),
+        );
+        let stale = Notification { sender: 1, state: PeerState::Following, round: e.round() + 5, vote };
+        e.on_notification(stale, 10, &mut Vec::new());
+        assert_eq!(e.outcome(), None);
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::persist::Dirs;
 use crate::proto::op;
 use crate::quorum::{self, QuorumPacket};
 use crate::runtime::{write_loop, Out};
-use crate::server::{Action, Forward, Server, Serving};
+use crate::server::{Action, ConnId, Forward, Server, Serving};
 use crate::tree_core::{fatal, log_task, open_wal, TreeCore};
 use crate::zab::{self, AckTracker, SyncPlan, SyncWindow};
 
@@ -57,6 +57,8 @@ pub(crate) struct LearnerLink {
     /// The leader's history ended here when its sync began: acked, the learner is level.
     newleader_zxid: i64,
     acked: i64,
+    /// It acked since its sync began: it took NEWLEADER (learners ack only after it).
+    newleader_acked: bool,
     up_to_date: bool,
     last_heard_ms: u64,
 }
@@ -88,7 +90,8 @@ pub(crate) struct LearnerRole {
     out: Rc<Outbox<Out>>,
     /// Proposals logged (or being logged) and not yet committed.
     pending: VecDeque<(TxnHeader, Txn)>,
-    /// Its history agrees with the leader's (the sync packet was handled): acks may flow.
+    /// It took NEWLEADER (its history agrees with the leader's and the epoch is current): acks
+    /// may flow.
     synced: bool,
     /// The last zxid handed to the log; proposals at or below it are already here.
     logged_zxid: i64,
@@ -292,6 +295,13 @@ impl Ensemble {
                     tracing::info!(leader, epoch, ?state, "election decided");
                 }
             }
+        }
+    }
+
+    /// This server's role established `epoch`: its election answers with it.
+    fn established(&self, epoch: u64) {
+        if let Some(e) = self.election.borrow_mut().as_mut() {
+            e.established(epoch);
         }
     }
 
@@ -503,6 +513,7 @@ impl TreeCore {
             broadcast: false,
             newleader_zxid: 0,
             acked: 0,
+            newleader_acked: false,
             up_to_date: false,
             last_heard_ms: now_ms,
         };
@@ -575,7 +586,8 @@ impl TreeCore {
         }
         let Role::Leader(l) = &mut self.role else { return };
         for link in l.learners.values_mut() {
-            if link.broadcast && !link.up_to_date && (link.observer || link.acked >= link.newleader_zxid) {
+            let level = link.newleader_acked && link.acked >= link.newleader_zxid;
+            if link.broadcast && !link.up_to_date && (link.observer || level) {
                 link.up_to_date = true;
                 send(&link.out, QuorumPacket::UpToDate);
             }
@@ -596,6 +608,7 @@ impl TreeCore {
         match packet {
             QuorumPacket::Ack { zxid } => {
                 link.acked = link.acked.max(zxid);
+                link.newleader_acked |= link.broadcast;
                 if let Some(c) = l.acks.ack(id, zxid) {
                     self.leader_committed(c);
                 }
@@ -679,9 +692,11 @@ async fn reload(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, change: DiskCh
         let conns = t.server.all_connections();
         t.server.set_serving(Serving::No);
         let role = std::mem::replace(&mut t.role, Role::Looking);
-        // Frames of a role that ended answer nothing anyone may rely on: drop them.
-        t.held.clear();
-        t.send_now(conns.into_iter().map(|conn| Action::Close { conn }).collect());
+        // Frames of a role that ended answer nothing anyone may rely on: drop them, but keep
+        // their closes (a session that expired has already left the server's table, and only
+        // its held close would ever end its connection).
+        let closes = closes_of_role(conns, t.held.drain(..).map(|(_, actions, _)| actions));
+        t.send_now(closes);
         match role {
             Role::Learner(l) => l.pending,
             _ => VecDeque::new(),
@@ -736,6 +751,17 @@ async fn reload(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, change: DiskCh
         t.log_closing = false;
     }
     ens.set_log_handle(glommio::spawn_local(log_task(tree.clone(), wal, ens.dirs.clone())).detach());
+}
+
+/// What a role's end sends: a close for every connection the protocol core knows, and the closes
+/// among the frames it held (whose connections it may already have forgotten); the rest of what
+/// was held is dropped.
+pub fn closes_of_role(conns: Vec<ConnId>, held: impl IntoIterator<Item = Vec<Action>>) -> Vec<Action> {
+    let mut closes: Vec<Action> = conns.into_iter().map(|conn| Action::Close { conn }).collect();
+    for actions in held {
+        closes.extend(actions.into_iter().filter(|a| matches!(a, Action::Close { .. })));
+    }
+    closes
 }
 
 /// Applies a learner's TRUNC or SNAP to the disk and recovers the tree from it.
@@ -894,12 +920,16 @@ async fn lead(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>) {
         }
     }
     // Synchronisation: a quorum must ack the leader's history before it serves.
-    let synced = leader_phase(tree, ens, &wake, |l| (l.acks.committed() >= l.newleader_zxid).then_some(()));
+    let synced = leader_phase(tree, ens, &wake, |l| {
+        let acks = l.learners.iter().filter(|(id, x)| x.newleader_acked && l.voters.contains(id)).count();
+        zab::established(acks, l.voters.len(), l.acks.committed(), l.newleader_zxid).then_some(())
+    });
     if synced.await.is_none() {
         tracing::warn!(epoch, "no quorum acknowledged the new leader within initLimit; looking again");
         return;
     }
     ens.persist_epoch(CURRENT_EPOCH, epoch).await;
+    ens.established(epoch);
     {
         let mut t = tree.borrow_mut();
         t.server.set_serving(Serving::Leader { epoch });
@@ -1058,31 +1088,31 @@ async fn follow(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, leader: Server
                 tree.borrow_mut().server.set_secret(secret);
                 leader_epoch = epoch;
             }
-            QuorumPacket::Diff => {
-                ens.stats.borrow_mut().sync_diff += 1;
-                if let Role::Learner(l) = &mut tree.borrow_mut().role {
-                    l.synced = true;
-                }
-            }
+            QuorumPacket::Diff => ens.stats.borrow_mut().sync_diff += 1,
             QuorumPacket::Trunc { zxid } => {
                 ens.stats.borrow_mut().sync_trunc += 1;
                 tracing::info!(zxid = format!("{zxid:#x}"), "TRUNC: cutting history back");
                 reload(tree, ens, DiskChange::Trunc(zxid)).await;
-                let mut t = tree.borrow_mut();
-                t.role = learner_role(zxid);
-                if let Role::Learner(l) = &mut t.role {
-                    l.synced = true;
+                let reached = tree.borrow().server.tree().last_zxid();
+                if reached != zxid {
+                    // The disk held no state at `zxid`: a snapshot this learner took in from an
+                    // earlier leader was newer and is gone, and its log stops short. Carrying on
+                    // would apply the diff to the wrong tree; syncing again from where the disk
+                    // really ends gets a DIFF or SNAP that fits.
+                    tracing::warn!(
+                        zxid = format!("{zxid:#x}"),
+                        reached = format!("{reached:#x}"),
+                        "TRUNC reached back past this learner's snapshot; syncing again"
+                    );
+                    break;
                 }
+                tree.borrow_mut().role = learner_role(zxid);
             }
             QuorumPacket::Snap { zxid, snapshot } => {
                 ens.stats.borrow_mut().sync_snap += 1;
                 tracing::info!(zxid = format!("{zxid:#x}"), bytes = snapshot.len(), "SNAP: taking the leader's tree");
                 reload(tree, ens, DiskChange::Snap(zxid, snapshot)).await;
-                let mut t = tree.borrow_mut();
-                t.role = learner_role(zxid);
-                if let Role::Learner(l) = &mut t.role {
-                    l.synced = true;
-                }
+                tree.borrow_mut().role = learner_role(zxid);
             }
             QuorumPacket::Proposal { records } => {
                 if let Err(why) = tree.borrow_mut().learner_on_proposal(&records) {
@@ -1094,8 +1124,15 @@ async fn follow(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>, leader: Server
                 if leader_epoch > ens.current_epoch.get() {
                     ens.persist_epoch(CURRENT_EPOCH, leader_epoch).await;
                 }
+                ens.established(leader_epoch);
+                // Acks flow only from here on, so the leader counts any ack of this learner as
+                // its answer to NEWLEADER (its epoch is durable here).
+                let mut t = tree.borrow_mut();
+                if let Role::Learner(l) = &mut t.role {
+                    l.synced = true;
+                }
                 if !observer {
-                    let durable = tree.borrow().durable_zxid;
+                    let durable = t.durable_zxid;
                     send(&out, QuorumPacket::Ack { zxid: durable });
                 }
             }

@@ -59,6 +59,14 @@ pub fn is_quorum(count: usize, voters: usize) -> bool {
     count * 2 > voters
 }
 
+/// Whether a new leader's epoch is established and it may serve: a quorum of voters (the
+/// leader included) answered NEWLEADER, and a quorum has the leader's history durable. Both are
+/// needed: with an empty history the second holds before anyone has heard of the epoch, and a
+/// leader serving then could share its epoch with another one elected without it.
+pub fn established(newleader_acks: usize, voters: usize, committed: i64, newleader_zxid: i64) -> bool {
+    is_quorum(newleader_acks + 1, voters) && committed >= newleader_zxid
+}
+
 /// The leader's view of which proposals are committed: every voter's highest durable zxid
 /// (acks are cumulative: an ack of z covers every proposal up to z), the leader's own included.
 #[derive(Debug, Clone)]
@@ -206,6 +214,15 @@ pub fn hears_quorum(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_epoch_needs_a_quorum_of_newleader_acks_even_with_an_empty_history() {
+        assert!(!established(0, 3, 0, 0), "nobody heard of the epoch");
+        assert!(established(1, 3, 0, 0));
+        assert!(!established(1, 3, 4, 5), "the history is not durable on a quorum");
+        assert!(established(1, 3, 5, 5));
+        assert!(!established(1, 5, 5, 5));
+    }
 
     fn voters(ids: &[ServerId]) -> BTreeSet<ServerId> {
         ids.iter().copied().collect()

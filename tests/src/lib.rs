@@ -4,6 +4,7 @@
 
 pub mod ensemble;
 pub mod linearizability;
+pub mod sim;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -200,6 +201,23 @@ impl ServerProcess {
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The server's process id (the JVM's for ZooKeeper, which `zookeeper-run` execs): tests
+    /// read its memory from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's resident memory now and at its peak, in bytes (`VmRSS`, `VmHWM` of
+    /// `/proc/<pid>/status`): the peak shows what an attack cost even after it ended.
+    pub fn rss_now_and_peak_bytes(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("the server is running");
+        let kib = |field: &str| -> u64 {
+            let line = status.lines().find_map(|l| l.strip_prefix(field)).unwrap_or_else(|| panic!("{field} missing"));
+            line.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{field}: {line}"))
+        };
+        (kib("VmRSS:") * 1024, kib("VmHWM:") * 1024)
     }
 
     /// SIGKILL, as a crash.
