@@ -48,7 +48,8 @@ fn fresh_dir() -> PathBuf {
 /// Opens a fresh log in its own executor and times `iters` appends of `batch`.
 fn appends(batch: &[u8], records: usize, iters: u64) -> Duration {
     let dir = fresh_dir();
-    let settings = WalSettings { dir: dir.clone(), segment_bytes: SEGMENT_BYTES, force_sync: true };
+    let settings =
+        WalSettings { dir: dir.clone(), segment_bytes: SEGMENT_BYTES, force_sync: true, fsync_delay: Duration::ZERO };
     let batch = batch.to_vec();
     let timed = LocalExecutorBuilder::new(Placement::Unbound)
         .name("bench-wal")

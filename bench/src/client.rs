@@ -121,9 +121,36 @@ impl Client {
         Client::established(stream, rsp, req)
     }
 
-    fn handshake_on(mut stream: TcpStream, req: &ConnectRequest) -> Result<(TcpStream, ConnectResponse), ClientError> {
-        stream.set_nodelay(true)?;
+    /// [`Client::handshake`] on a stream the caller connected, e.g. from a chosen source
+    /// address (a second client address on loopback); an expired answer is an error.
+    pub fn handshake_over(stream: TcpStream, req: &ConnectRequest) -> Result<Client, ClientError> {
+        let (stream, rsp) = Client::handshake_on(stream, req)?;
+        Client::established(stream, rsp, req)
+    }
+
+    /// A new session with the TCP connect and the handshake each bounded by `within`, as
+    /// ZooKeeper's client bounds its connect attempts: a server that accepts connections but
+    /// does not answer (SIGSTOPped, its listen backlog still open) costs `within`, not
+    /// [`REPLY_TIMEOUT`]. Calls on the session then wait [`REPLY_TIMEOUT`] as usual.
+    pub fn connect_within(addr: &SocketAddr, timeout_ms: i32, within: Duration) -> Result<Client, ClientError> {
+        let req = ConnectRequest::new_session(timeout_ms);
+        let stream = TcpStream::connect_timeout(addr, within)?;
+        let (stream, rsp) = Client::handshake_on_within(stream, &req, within)?;
         stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+        Client::established(stream, rsp, &req)
+    }
+
+    fn handshake_on(stream: TcpStream, req: &ConnectRequest) -> Result<(TcpStream, ConnectResponse), ClientError> {
+        Client::handshake_on_within(stream, req, REPLY_TIMEOUT)
+    }
+
+    fn handshake_on_within(
+        mut stream: TcpStream,
+        req: &ConnectRequest,
+        within: Duration,
+    ) -> Result<(TcpStream, ConnectResponse), ClientError> {
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(within))?;
         let mut w = Writer::frame();
         req.encode(&mut w);
         stream.write_all(&w.finish_frame())?;

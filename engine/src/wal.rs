@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::time::Duration;
 
 use glommio::io::{DmaFile, OpenOptions};
 
@@ -40,6 +41,9 @@ pub struct WalSettings {
     pub segment_bytes: usize,
     /// `forceSync`: false skips fdatasync (unsafe: acknowledged writes can be lost on power loss).
     pub force_sync: bool,
+    /// For fault tests only (`paddock.testFsyncDelayMs`): an extra wait before each batch's
+    /// fdatasync, so a test can give one member a slow disk. Zero (the default) adds nothing.
+    pub fsync_delay: Duration,
 }
 
 /// Writes zeros over a whole file of `bytes`, then syncs it: the segment is then allocated and
@@ -238,6 +242,11 @@ impl Wal {
             return Err(wal_err(&self.path, format!("short write: {written} of {padded} bytes")));
         }
         if self.settings.force_sync {
+            if !self.settings.fsync_delay.is_zero() {
+                // A timer, not a blocking sleep: the executor serves clients and peers meanwhile,
+                // as it would while a slow device holds the fdatasync.
+                glommio::timer::sleep(self.settings.fsync_delay).await;
+            }
             file.fdatasync().await.map_err(|e| wal_err(&self.path, e))?;
         }
         self.append_at += padded;

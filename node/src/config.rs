@@ -48,6 +48,10 @@ pub struct Config {
     pub pre_alloc_size_kb: u64,
     pub global_outstanding_limit: u64,
     pub jute_max_buffer_bytes: usize,
+    /// `nio.sessionlessCnxnTimeout` (ZooKeeper's `zookeeper.nio.sessionlessCnxnTimeout`, default
+    /// 10 s): a connection that has no session yet is closed after this long without input, so
+    /// one that never completes its handshake does not hold its slot and buffers forever.
+    pub sessionless_cnxn_timeout_ms: u64,
     pub four_letter_whitelist: Vec<String>,
     pub extended_types: bool,
     /// `enforceQuota`: writes past a hard quota limit fail (ZooKeeper's default: off).
@@ -64,6 +68,10 @@ pub struct Config {
     /// `paddock.syncWindowTxns`: txns a leader keeps in memory to sync a learner by DIFF; a
     /// learner further behind gets a snapshot.
     pub sync_window_txns: usize,
+    /// `paddock.testFsyncDelayMs`: for fault tests only, never for a real deployment: each log
+    /// batch waits this long before its fdatasync, so a test can give one member a slow disk
+    /// and check that commits, reads and elections stay correct. Default 0 (no delay).
+    pub test_fsync_delay_ms: u64,
     /// `readonlymode.enabled`: serve read-only sessions while cut off from the quorum.
     pub read_only_mode: bool,
     pub cores: Option<usize>,
@@ -108,6 +116,7 @@ impl Default for Config {
             pre_alloc_size_kb: 65_536,
             global_outstanding_limit: 1000,
             jute_max_buffer_bytes: 0xfffff,
+            sessionless_cnxn_timeout_ms: 10_000,
             four_letter_whitelist: vec!["srvr".to_string()],
             extended_types: false,
             enforce_quota: false,
@@ -119,6 +128,7 @@ impl Default for Config {
             peer_type_observer: false,
             quorum_heartbeat_ms: None,
             sync_window_txns: 100_000,
+            test_fsync_delay_ms: 0,
             read_only_mode: false,
             cores: None,
             admin_enable_server: true,
@@ -232,9 +242,11 @@ impl Config {
                 "snapCount" => c.snap_count = num(key, value)?,
                 "paddock.quorumHeartbeatMs" => c.quorum_heartbeat_ms = Some(num::<u64>(key, value)?.max(1)),
                 "paddock.syncWindowTxns" => c.sync_window_txns = num(key, value)?,
+                "paddock.testFsyncDelayMs" => c.test_fsync_delay_ms = num(key, value)?,
                 "readonlymode.enabled" => c.read_only_mode = boolean(key, value)?,
                 "preAllocSize" => c.pre_alloc_size_kb = num(key, value)?,
                 "globalOutstandingLimit" => c.global_outstanding_limit = num(key, value)?,
+                "nio.sessionlessCnxnTimeout" => c.sessionless_cnxn_timeout_ms = num::<u64>(key, value)?.max(1),
                 "jute.maxbuffer" => {
                     let v: usize = num(key, value)?;
                     if v < 1024 {
@@ -368,6 +380,13 @@ mod tests {
     }
 
     #[test]
+    fn the_sessionless_connection_timeout_is_zookeepers() {
+        assert_eq!(Config::parse("clientPort=1").expect("cfg").sessionless_cnxn_timeout_ms, 10_000);
+        let c = Config::parse("clientPort=1\nzookeeper.nio.sessionlessCnxnTimeout=1500").expect("cfg");
+        assert_eq!(c.sessionless_cnxn_timeout_ms, 1500);
+    }
+
+    #[test]
     fn invalid_values_name_their_key() {
         let e = Config::parse("clientPort=x").map(|_| ()).unwrap_err().to_string();
         assert!(e.contains("clientPort"), "{e}");
@@ -380,5 +399,14 @@ mod tests {
         let c = Config::parse("clientPort=1\nzookeeper.extendedTypesEnabled=true\nzookeeper.DigestAuthenticationProvider.superDigest=super:abc").expect("cfg");
         assert!(c.extended_types);
         assert_eq!(c.super_digest.as_deref(), Some("super:abc"));
+    }
+
+    #[test]
+    fn the_fsync_delay_knob_is_off_unless_set() {
+        assert_eq!(Config::parse("clientPort=1").expect("cfg").test_fsync_delay_ms, 0);
+        let c = Config::parse("clientPort=1\npaddock.testFsyncDelayMs=50").expect("cfg");
+        assert_eq!(c.test_fsync_delay_ms, 50);
+        let e = Config::parse("clientPort=1\npaddock.testFsyncDelayMs=-1").map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("paddock.testFsyncDelayMs"), "{e}");
     }
 }

@@ -481,7 +481,14 @@ pub(crate) async fn open_wal(
         dir: dirs.log.clone(),
         segment_bytes: (config.pre_alloc_size_kb as usize).saturating_mul(1024).max(4 * largest_record),
         force_sync: config.force_sync,
+        fsync_delay: Duration::from_millis(config.test_fsync_delay_ms),
     };
+    if config.test_fsync_delay_ms > 0 {
+        tracing::warn!(
+            delay_ms = config.test_fsync_delay_ms,
+            "paddock.testFsyncDelayMs: every log write waits before its fdatasync (a fault-test knob)"
+        );
+    }
     if !config.force_sync {
         tracing::warn!("forceSync=no: writes are acknowledged before they reach the disk; a power loss can lose them");
     }

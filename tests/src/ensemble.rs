@@ -13,7 +13,10 @@
 //!
 //! A *proxied* ensemble ([`Ensemble::proxied`]) puts a fault-injecting TCP proxy ([`LinkProxy`])
 //! on every server-to-server link, so that a test can cut links and heal them ([`Ensemble::cut`],
-//! [`Ensemble::isolate`], [`Ensemble::heal_all`]): a partition, not a crash or a pause.
+//! [`Ensemble::isolate`], [`Ensemble::heal_all`]): a partition, not a crash or a pause. A cut
+//! closes connections, which both ends notice at once; a *stall* ([`Ensemble::stall`],
+//! [`Ensemble::isolate_silently`]) drops the traffic instead, as a partitioned network does, so
+//! each end finds out only by its own timeouts.
 //!
 //! Ensembles in one test binary run one at a time (each holds a process-wide lock while it
 //! lives): four JVMs or four servers per test on a 2-core machine are already enough, and
@@ -27,7 +30,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::{free_port, paddock_bin, repo_root, wait_until, Flavor};
@@ -180,6 +183,8 @@ const ZK_ELECTION_PROTOCOL_VERSIONS: [i64; 2] = [-65536, -65535];
 
 struct ProxyConns {
     cut: bool,
+    /// Forward nothing (bytes, new connections, closes) until healed: see [`LinkProxy::stall`].
+    stalled: bool,
     next: u64,
     /// Both sockets of every forwarded connection (clones), to close them on a cut.
     open: HashMap<u64, [TcpStream; 2]>,
@@ -191,6 +196,8 @@ struct ProxyShared {
     /// handshake (the proxy of the reverse direction); see [`LinkProxy`].
     advertise: Option<String>,
     conns: Mutex<ProxyConns>,
+    /// Signalled when a stall ends (healed, cut or closing).
+    unstalled: Condvar,
     closing: AtomicBool,
     refused: AtomicUsize,
 }
@@ -199,10 +206,21 @@ impl ProxyShared {
     fn lock(&self) -> MutexGuard<'_, ProxyConns> {
         self.conns.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// Blocks while the link is stalled; true if the traffic may go on, false if the link was
+    /// cut or the proxy is closing meanwhile (the connection is to be dropped).
+    fn pass(&self) -> bool {
+        let mut c = self.lock();
+        while c.stalled && !c.cut && !self.closing.load(Ordering::SeqCst) {
+            c = self.unstalled.wait(c).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        !c.cut && !self.closing.load(Ordering::SeqCst)
+    }
 }
 
 /// A loopback TCP proxy from one member to one port of another, on std threads, that the test
-/// can cut (close the connections it forwards, and accept and close new ones at once) and heal.
+/// can cut (close the connections it forwards, and accept and close new ones at once), stall
+/// (hold every byte, close and new connection until healed) and heal.
 ///
 /// ZooKeeper's election port needs one protocol-aware touch: a server that accepts an election
 /// connection from a lower sid closes it and connects back to the address the connecting server
@@ -222,7 +240,8 @@ impl LinkProxy {
         let shared = Arc::new(ProxyShared {
             target,
             advertise,
-            conns: Mutex::new(ProxyConns { cut: false, next: 0, open: HashMap::new() }),
+            conns: Mutex::new(ProxyConns { cut: false, stalled: false, next: 0, open: HashMap::new() }),
+            unstalled: Condvar::new(),
             closing: AtomicBool::new(false),
             refused: AtomicUsize::new(0),
         });
@@ -253,16 +272,31 @@ impl LinkProxy {
                 let _ = sock.shutdown(Shutdown::Both);
             }
         }
+        self.shared.unstalled.notify_all();
     }
 
+    /// Drops the link silently, as a partitioned network does, until [`LinkProxy::heal`]:
+    /// connections stay open, but nothing crosses, neither bytes nor a close; new connections
+    /// are accepted (the connecting member cannot tell) and go nowhere. Each end finds out only
+    /// by its own timeouts. Healed, what was held goes through, as TCP delivers it once a
+    /// partition ends (each side may have given up on the connection by then).
+    pub fn stall(&self) {
+        self.shared.lock().stalled = true;
+    }
+
+    /// Ends a cut or a stall.
     pub fn heal(&self) {
-        self.shared.lock().cut = false;
+        let mut c = self.shared.lock();
+        c.cut = false;
+        c.stalled = false;
+        self.shared.unstalled.notify_all();
     }
 }
 
 impl Drop for LinkProxy {
     fn drop(&mut self) {
         self.shared.closing.store(true, Ordering::SeqCst);
+        // Also wakes the connections a stall holds.
         self.cut();
         // Wakes the accept loop so that it sees `closing` and drops the listener.
         let _ = TcpStream::connect_timeout(&([127, 0, 0, 1], self.port).into(), Duration::from_secs(1));
@@ -277,6 +311,10 @@ fn forward(s: Arc<ProxyShared>, client: TcpStream) {
         }
     };
     if s.lock().cut || s.closing.load(Ordering::SeqCst) {
+        return refuse(&[&client]);
+    }
+    // Stalled: the connection is accepted and goes nowhere until healed.
+    if !s.pass() {
         return refuse(&[&client]);
     }
     let Ok(upstream) = TcpStream::connect_timeout(&s.target, PROXY_CONNECT_TIMEOUT) else {
@@ -316,6 +354,8 @@ fn forward(s: Arc<ProxyShared>, client: TcpStream) {
 
 /// Copies `from` to `to` until either side ends, then closes both (so the other direction ends
 /// too). With `advertise`, a ZooKeeper election handshake at the start has its address replaced.
+/// While the link is stalled, bytes and the close wait (one chunk here, the rest in the kernel's
+/// buffers, until the sender blocks).
 fn pump(s: &ProxyShared, id: u64, mut from: TcpStream, mut to: TcpStream, advertise: Option<&str>) {
     let mut run = || -> std::io::Result<()> {
         if let Some(addr) = advertise {
@@ -334,14 +374,28 @@ fn pump(s: &ProxyShared, id: u64, mut from: TcpStream, mut to: TcpStream, advert
                 hello.extend_from_slice(&sid);
                 hello.extend_from_slice(&(addr.len() as i32).to_be_bytes());
                 hello.extend_from_slice(addr.as_bytes());
-                to.write_all(&hello)?;
-            } else {
+                if s.pass() {
+                    to.write_all(&hello)?;
+                }
+            } else if s.pass() {
                 to.write_all(&version)?;
             }
         }
-        std::io::copy(&mut from, &mut to).map(|_| ())
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if n == 0 || !s.pass() {
+                return Ok(());
+            }
+            to.write_all(&buf[..n])?;
+        }
     };
     let _ = run();
+    s.pass(); // a close crosses a stalled link only once it is healed
     let _ = from.shutdown(Shutdown::Both);
     let _ = to.shutdown(Shutdown::Both);
     s.lock().open.remove(&id);
@@ -813,6 +867,14 @@ impl Ensemble {
         self.zookeeper_flags = flags.iter().map(|f| f.to_string()).collect();
     }
 
+    /// Appends `lines` to one member's zoo.cfg; they take effect at its next start. For settings
+    /// that one member alone gets, such as a slow disk (`paddock.testFsyncDelayMs`).
+    pub fn append_config(&self, id: u64, lines: &str) {
+        let path = self.member(id).dir.join("zoo.cfg");
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("open zoo.cfg");
+        writeln!(f, "{lines}").unwrap_or_else(|e| panic!("append to {}: {e}", path.display()));
+    }
+
     fn link(&self, from: u64, to: u64, kind: PortKind) -> &LinkProxy {
         self.links.get(&(from, to, kind)).unwrap_or_else(|| {
             panic!("no proxy from {from} to {to} ({kind:?}): build the ensemble with Ensemble::configure_proxied")
@@ -830,7 +892,17 @@ impl Ensemble {
         }
     }
 
-    /// Forwards the link between `a` and `b` again, both ways.
+    /// Stalls the link between `a` and `b` both ways, on both ports ([`LinkProxy::stall`]):
+    /// nothing crosses, and nothing is closed, until [`Ensemble::heal`].
+    pub fn stall(&self, a: u64, b: u64) {
+        for (from, to) in [(a, b), (b, a)] {
+            for kind in [PortKind::Quorum, PortKind::Election] {
+                self.link(from, to, kind).stall();
+            }
+        }
+    }
+
+    /// Forwards the link between `a` and `b` again, both ways (after a cut or a stall).
     pub fn heal(&self, a: u64, b: u64) {
         for (from, to) in [(a, b), (b, a)] {
             for kind in [PortKind::Quorum, PortKind::Election] {
@@ -846,7 +918,14 @@ impl Ensemble {
         }
     }
 
-    /// Heals every cut link.
+    /// Stalls every link of `id` to the others ([`Ensemble::stall`]): a silent partition.
+    pub fn isolate_silently(&self, id: u64) {
+        for other in self.ids().into_iter().filter(|&o| o != id) {
+            self.stall(id, other);
+        }
+    }
+
+    /// Heals every cut or stalled link.
     pub fn heal_all(&self) {
         for p in self.links.values() {
             p.heal();
