@@ -1200,21 +1200,36 @@ pub(crate) async fn election_sender(ens: Rc<Ensemble>, peer: ServerId) {
     let mut stream: Option<TcpStream> = None;
     let mut batch = Vec::new();
     while out.drain(&mut batch).await {
-        if stream.is_none() {
-            stream = TcpStream::connect_timeout(addr, Duration::from_millis(100)).await.ok();
-            if let Some(s) = &stream {
-                let _ = s.set_nodelay(true);
-            }
-        }
-        let Some(s) = stream.as_mut() else {
-            batch.clear();
-            continue;
-        };
         let bytes: Vec<u8> = batch.drain(..).flatten().collect();
-        if s.write_all(&bytes).await.is_err() {
+        // Twice at most: a connection the peer closed (it restarted) takes one write without
+        // an error, and that notification would be lost; so a closed one is replaced before
+        // writing, and a failed write is retried once on a new connection.
+        for _ in 0..2 {
+            if stream.as_ref().is_some_and(peer_closed) {
+                stream = None;
+            }
+            if stream.is_none() {
+                stream = TcpStream::connect_timeout(addr, Duration::from_millis(100)).await.ok();
+                if let Some(s) = &stream {
+                    let _ = s.set_nodelay(true);
+                }
+            }
+            let Some(s) = stream.as_mut() else { break };
+            if s.write_all(&bytes).await.is_ok() {
+                break;
+            }
             stream = None;
         }
     }
+}
+
+/// Whether the peer has closed a connection it never writes to (an election connection): a
+/// non-blocking peek sees the end of the stream, or an error.
+fn peer_closed(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    // SAFETY: the fd belongs to `stream`, open for this call; MSG_PEEK consumes nothing.
+    let n = unsafe { libc::recv(stream.as_raw_fd(), byte.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    n == 0 || (n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock)
 }
 
 /// Quorum port: learners connect here; only a leader keeps them.
