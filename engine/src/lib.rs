@@ -16,6 +16,7 @@ pub mod stat;
 pub mod tree;
 pub mod txn;
 pub mod wal;
+pub mod zookeeper;
 
 pub use acl::{perms, Acl, AclList, Id};
 pub use stat::{EphemeralKind, Stat, StatPersisted};

@@ -148,12 +148,36 @@ impl ServerProcess {
         (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
+    /// Starts Paddock on a directory that `prepare` fills first; it gets the directory and its
+    /// zoo.cfg (already written, dataDir = `dir/data`), e.g. to import data before the start.
+    pub fn paddock_prepared(cores: usize, extra: &str, prepare: impl FnOnce(&Path, &Path)) -> ServerProcess {
+        let dir = temp_dir("paddock");
+        let port = free_port();
+        std::fs::write(dir.join("zoo.cfg"), test_config(&dir, port, extra)).expect("write zoo.cfg");
+        prepare(&dir, &dir.join("zoo.cfg"));
+        let child = spawn_paddock(&dir, cores);
+        ServerProcess::ready(child, port, dir, Flavor::Paddock)
+    }
+
+    /// Sends SIGTERM (a clean stop) and waits for the process to exit.
+    pub fn terminate(&mut self) {
+        // SAFETY: signalling our own child process by its id.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+
     /// Starts Apache ZooKeeper 3.8 through `scripts/zookeeper-run` with the same config.
     pub fn zookeeper(extra: &str) -> ServerProcess {
+        ServerProcess::zookeeper_prepared(extra, |_, _| {})
+    }
+
+    /// Starts ZooKeeper on a directory that `prepare` fills first (see `paddock_prepared`).
+    pub fn zookeeper_prepared(extra: &str, prepare: impl FnOnce(&Path, &Path)) -> ServerProcess {
         let dir = temp_dir("zookeeper");
         let port = free_port();
         let cfg = dir.join("zoo.cfg");
         std::fs::write(&cfg, test_config(&dir, port, extra)).expect("write zoo.cfg");
+        prepare(&dir, &cfg);
         let log = std::fs::File::create(dir.join("server.log")).expect("log file");
         let child = Command::new(repo_root().join("scripts/zookeeper-run"))
             .arg(&cfg)

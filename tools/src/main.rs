@@ -11,6 +11,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod cli;
 mod dump;
 mod status;
+mod zookeeper;
 
 /// A ZooKeeper-compatible coordination service.
 #[derive(Parser)]
@@ -58,6 +59,16 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Bring another server's data into Paddock's dataDir.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+    /// Write Paddock's data in another server's format.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// Delete old snapshots and the logs only they need (like zkCleanup.sh).
     Purge {
         /// Snapshots to keep (at least 3).
@@ -82,6 +93,34 @@ enum BenchCommand {
     Plot(bench::plot::PlotArgs),
     /// Predict throughput and p99 of a topology from per-op costs calibrated on this machine.
     Plan(bench::plan::PlanArgs),
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Apache ZooKeeper 3.4-3.9: the newest valid snapshot plus the logs after it, replayed, as a
+    /// Paddock snapshot in the config's dataDir (which must hold no data yet).
+    Zookeeper {
+        /// ZooKeeper's dataDir (the parent of its version-2/).
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+        /// ZooKeeper's dataLogDir, if it differs from dataDir.
+        #[arg(long)]
+        log_dir: Option<std::path::PathBuf>,
+        /// Path to Paddock's zoo.cfg (its dataDir receives the snapshot).
+        config: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Apache ZooKeeper 3.8: OUT/version-2/snapshot.<zxid>, from a stopped Paddock's data.
+    Zookeeper {
+        /// Path to Paddock's zoo.cfg.
+        config: Option<String>,
+        /// The directory to use as ZooKeeper's dataDir.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -150,6 +189,22 @@ fn main() -> ExitCode {
         Command::Snap { command: DumpCommand::Dump { file, json } } => dump::snap_dump(&file, json),
         Command::Purge { count, config } => match load(config.as_deref()) {
             Ok(cfg) => dump::purge(&cfg, count),
+            Err(e) => {
+                eprintln!("paddock: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Import { command: ImportCommand::Zookeeper { data_dir, log_dir, config } } => {
+            match load(config.as_deref()) {
+                Ok(cfg) => zookeeper::import(&cfg, &data_dir, log_dir.as_deref()),
+                Err(e) => {
+                    eprintln!("paddock: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Export { command: ExportCommand::Zookeeper { config, out } } => match load(config.as_deref()) {
+            Ok(cfg) => zookeeper::export(&cfg, &out),
             Err(e) => {
                 eprintln!("paddock: {e}");
                 ExitCode::from(2)
