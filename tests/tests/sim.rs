@@ -1,13 +1,13 @@
 //! The deterministic simulator (`paddock_tests::sim`) over many seeds, with faults on, and the
 //! proof that it catches planted bugs within the same seed budget.
 //!
-//! `PADDOCK_SIM_SEEDS=N` runs N seeds (default 3000, about 25 s); `PADDOCK_SIM_SEED=S` replays one,
+//! `PADDOCK_SIM_SEEDS=N` runs N seeds (default 10,000, about 35 s alone); `PADDOCK_SIM_SEED=S` replays one,
 //! and `PADDOCK_SIM_TRACE=1` prints what happens in it (roles, syncs, faults, commits, replies).
 
 use paddock_tests::sim::{self, Plant, SimConfig};
 
 fn seed_count() -> u64 {
-    std::env::var("PADDOCK_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3000)
+    std::env::var("PADDOCK_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000)
 }
 
 fn replay_hint(seed: u64) -> String {
