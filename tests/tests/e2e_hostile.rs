@@ -86,9 +86,20 @@ fn still_served(healthy: &mut Client, n: u32) {
 
 /// Whether the server closes `s` within 5 s (EOF or reset), whatever it sent before.
 fn closed_by_server(mut s: TcpStream) -> bool {
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    closed_within(&mut s, Duration::from_secs(5))
+}
+
+/// Waits up to `within` for the server to close `s` (whatever it sends meanwhile is read and
+/// dropped): true as soon as it does, false when the time is up with the connection open.
+fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
     let mut buf = [0u8; 256];
     loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        s.set_read_timeout(Some(left)).expect("timeout");
         match s.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => continue,
@@ -284,11 +295,14 @@ fn a_frame_trickled_a_byte_at_a_time_is_still_understood() {
     s.set_nodelay(true).expect("nodelay");
     let started = Instant::now();
     for (i, b) in connect_frame().into_iter().enumerate() {
+        if i > 0 {
+            // The attacker's pace: the whole handshake takes longer than the sessionless
+            // timeout, but no pause does, and every read restarts that timeout; the connection
+            // must stay open through each pause. (Not after the last byte: the reply comes.)
+            assert!(!closed_within(&mut s, Duration::from_millis(40)), "closed after byte {i} of a live trickle");
+        }
         s.write_all(&[b]).expect("byte");
         still_served(&mut healthy, 100 + i as u32);
-        // The attacker's pace (not a synchronisation): the whole handshake takes longer than
-        // the sessionless timeout, but no pause does, and every read restarts that timeout.
-        std::thread::sleep(Duration::from_millis(40));
     }
     assert!(started.elapsed() > Duration::from_millis(1000), "the trickle outlasted the sessionless timeout");
     assert_ne!(read_connect_response(&mut s), 0, "a session for the trickled handshake");
@@ -364,8 +378,11 @@ fn a_request_trickled_slower_than_the_session_timeout_loses_the_session() {
         if s.write_all(&[b]).is_err() {
             break; // the server has closed this connection already
         }
-        // The attacker's pace: 18 bytes at 100 ms would take 1.8 s, 4.5 session timeouts.
-        std::thread::sleep(Duration::from_millis(100));
+        // The attacker's pace: 18 bytes at 100 ms would take 1.8 s, 4.5 session timeouts; the
+        // wait ends early once the server closes the connection.
+        if closed_within(&mut s, Duration::from_millis(100)) {
+            break;
+        }
     }
     assert!(closed_by_server(s), "the session expired and its connection was closed, unanswered");
     let resumed = Client::resume(server.addr, session.session_id, &session.password, 0, 400);
