@@ -1296,33 +1296,23 @@ impl Sim {
 
     /// TRUNC or SNAP: the disk changes and the tree is read back; the learner stays linked.
     fn learner_disk_change(&mut self, id: ServerId, zxid: i64, snapshot: Option<Vec<u8>>) {
-        let Role::Following(f) = &mut self.peer(id).role else { return };
-        let keep = Following {
-            leader: f.leader,
-            conn: f.conn,
-            linked: true,
-            attempt_deadline_ms: f.attempt_deadline_ms,
-            retry_at_ms: None,
-            pending: VecDeque::new(),
-            synced: false,
-            logged_zxid: zxid,
-            leader_epoch: f.leader_epoch,
-            up_to_date: false,
-            last_heard_ms: f.last_heard_ms,
-            next_ping_ms: f.next_ping_ms,
-        };
         // The reload must not close the link to the leader: take the role out first.
-        self.peer(id).role = Role::Looking;
+        let Role::Following(mut f) = std::mem::replace(&mut self.peer(id).role, Role::Looking) else { return };
         self.reload(id, Some((zxid, snapshot)));
         let reached = self.peer(id).server.tree().last_zxid();
         if reached != zxid {
             // As `follow` does: the disk held no state at `zxid`; sync again from where it ends.
             self.trace(|| format!("server {id} reached only {reached:#x} cutting back to {zxid:#x}"));
-            self.close_quorum(keep.conn, id);
+            self.close_quorum(f.conn, id);
             self.start_looking(id);
             return;
         }
-        self.peer(id).role = Role::Following(Box::new(keep));
+        // Still linked, level at `zxid`, waiting for NEWLEADER.
+        f.pending.clear();
+        f.logged_zxid = zxid;
+        f.synced = false;
+        f.up_to_date = false;
+        self.peer(id).role = Role::Following(f);
     }
 
     fn learner_tick(&mut self, id: ServerId) {
