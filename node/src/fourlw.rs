@@ -39,7 +39,7 @@ pub struct RuntimeInfo<'a> {
     pub conn_latency: &'a HashMap<ConnId, Latency>,
     pub outstanding: usize,
     /// None for a standalone server.
-    pub ensemble: Option<crate::ensemble::EnsembleInfo>,
+    pub ensemble: Option<crate::peer::EnsembleInfo>,
 }
 
 /// ZooKeeper's answer to most words while an ensemble member is not serving.

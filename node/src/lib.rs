@@ -8,6 +8,7 @@ pub mod ensemble;
 pub mod fourlw;
 pub mod http;
 pub mod outbox;
+pub mod peer;
 pub mod persist;
 pub mod prep;
 pub mod proto;

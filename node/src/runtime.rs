@@ -21,7 +21,7 @@ use glommio::net::{AcceptedTcpStream, TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::Config;
-use crate::ensemble::{election_listener, election_sender, peer_main, quorum_listener, Ensemble, Role};
+use crate::ensemble::{election_listener, election_sender, peer_main, quorum_listener, Ensemble};
 use crate::fourlw;
 use crate::http;
 use crate::outbox::Outbox;
@@ -299,7 +299,7 @@ async fn core0_main(
     let tree = Rc::new(RefCell::new(TreeCore::new(server, config.clone(), cores)));
     if let Some(e) = &ensemble {
         let mut t = tree.borrow_mut();
-        t.role = Role::Looking;
+        t.peer = Some(e.peer(t.durable_zxid));
         t.ensemble = Some(e.clone());
     }
     let local = Rc::new(Local {
@@ -425,7 +425,7 @@ fn start_ensemble(tree: &Rc<RefCell<TreeCore>>, ens: &Rc<Ensemble>) {
         Ok(t) => t.detach(),
         Err(e) => fatal("cannot start the ensemble's tasks", e),
     };
-    spawn(Box::pin(election_listener(ens.clone(), election.into_raw_fd())));
+    spawn(Box::pin(election_listener(tree.clone(), election.into_raw_fd())));
     for peer in ens.peers() {
         spawn(Box::pin(election_sender(ens.clone(), peer)));
     }

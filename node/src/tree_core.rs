@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use engine::wal::{Wal, WalSettings};
 
 use crate::config::Config;
-use crate::ensemble::Role;
+use crate::peer::QuorumPeer;
 use crate::fourlw;
 use crate::outbox::Outbox;
 use crate::persist::{Dirs, SnapshotJob};
@@ -103,8 +103,8 @@ pub(crate) struct TreeCore {
     /// Frames waiting for the log (or, on a leader, for the commit), with the zxid they need
     /// and the request they answer.
     pub(crate) held: VecDeque<(i64, Vec<Action>, Origin)>,
-    /// Standalone, or this server's part in the ensemble.
-    pub(crate) role: Role,
+    /// This server's part in the ensemble's protocol; None standalone.
+    pub(crate) peer: Option<QuorumPeer>,
     /// Set to make the log task write what is pending and end, handing back the log.
     pub(crate) log_closing: bool,
     /// The ensemble this server belongs to, if any.
@@ -135,7 +135,7 @@ impl TreeCore {
             next_conn_id: 0,
             durable_zxid,
             held: VecDeque::new(),
-            role: Role::Standalone,
+            peer: None,
             log_closing: false,
             ensemble: None,
             latency: Latency::default(),
@@ -248,7 +248,7 @@ impl TreeCore {
             let mut rest = Vec::with_capacity(actions.len());
             for a in actions {
                 match a {
-                    Action::Forward(f) => self.forward(f),
+                    Action::Forward(f) => self.peer_event(|p, _, _, out| p.forward(f, out)),
                     other => rest.push(other),
                 }
             }
@@ -258,10 +258,9 @@ impl TreeCore {
             return;
         }
         let needed = self.server.tree().last_zxid();
-        let releasable = match &self.role {
-            Role::Standalone => self.durable_zxid,
-            Role::Leader(l) => l.committed(),
-            Role::Learner(_) | Role::Looking => i64::MAX,
+        let releasable = match &self.peer {
+            None => self.durable_zxid,
+            Some(p) => p.releasable(),
         };
         if needed <= releasable && self.held.is_empty() {
             self.answered(origin);
@@ -287,10 +286,10 @@ impl TreeCore {
         if self.snapshot_running {
             self.durable_signal.push(());
         }
-        match &self.role {
-            Role::Standalone => self.release(zxid),
-            Role::Leader(_) | Role::Learner(_) => self.ensemble_durable(zxid),
-            Role::Looking => {}
+        if self.peer.is_none() {
+            self.release(zxid);
+        } else {
+            self.peer_event(|p, _, c, out| p.on_durable(zxid, c, out));
         }
     }
 
@@ -365,7 +364,7 @@ pub(crate) async fn log_task(tree: Rc<RefCell<TreeCore>>, mut wal: Wal, dirs: Di
         loop {
             let batch = tree.borrow_mut().server.take_log(batch_max_bytes);
             let Some(batch) = batch else { break };
-            tree.borrow_mut().proposed(&batch);
+            tree.borrow_mut().peer_event(|p, _, _, out| p.on_proposed(&batch, out));
             let started = Instant::now();
             if let Err(e) = wal.append(&batch.bytes, batch.first_zxid()).await {
                 fatal("cannot write the transaction log", e);

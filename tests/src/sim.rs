@@ -637,7 +637,7 @@ impl Sim {
         let p = self.peer(id);
         let conns = p.server.all_connections();
         p.server.set_serving(Serving::No);
-        let mut closes = node::ensemble::closes_of_role(conns, p.held.drain(..).map(|(_, actions)| actions));
+        let mut closes = node::peer::closes_of_role(conns, p.held.drain(..).map(|(_, actions)| actions));
         closes.sort_by_key(|a| match a {
             Action::Close { conn } => *conn,
             _ => ConnId { core: 0, id: 0 },
