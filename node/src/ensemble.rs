@@ -244,10 +244,7 @@ impl TreeCore {
     }
 
     /// Feeds the peer one event and carries out what it asks; nothing standalone.
-    pub(crate) fn peer_event(
-        &mut self,
-        event: impl FnOnce(&mut QuorumPeer, &mut Server, Clock, &mut Vec<PeerAction>),
-    ) {
+    pub(crate) fn peer_event(&mut self, event: impl FnOnce(&mut QuorumPeer, &mut Server, Clock, &mut Vec<PeerAction>)) {
         let clock = Clock { now_ms: self.now_ms(), wall_ms: wall_ms() };
         let Some(peer) = self.peer.as_mut() else { return };
         let mut actions = Vec::new();

@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use engine::{DataTree, Txn, TxnHeader};
 
-use crate::election::{Election, ElectionAction, ElectionTiming, History, Membership, Notification, PeerState, ServerId};
+use crate::election::{
+    Election, ElectionAction, ElectionTiming, History, Membership, Notification, PeerState, ServerId,
+};
 use crate::proto::op;
 use crate::quorum::QuorumPacket;
 use crate::server::{Action, Forward, LogBatch, Server, Serving};
@@ -80,7 +82,6 @@ impl EpochFile {
 }
 
 /// How a learner's disk changes before its tree is read back.
-#[derive(Debug)]
 pub enum DiskChange {
     /// None: the tree in memory plus the logged, uncommitted proposals is what the disk holds.
     None,
@@ -88,6 +89,16 @@ pub enum DiskChange {
     Trunc(i64),
     /// SNAP: cut after this zxid and install the leader's snapshot, taken at it.
     Snap(i64, Vec<u8>),
+}
+
+impl std::fmt::Debug for DiskChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DiskChange::None => write!(f, "None"),
+            DiskChange::Trunc(z) => write!(f, "Trunc({z:#x})"),
+            DiskChange::Snap(z, bytes) => write!(f, "Snap({z:#x}, {} bytes)", bytes.len()),
+        }
+    }
 }
 
 /// What the peer asks its driver to do, in order.
@@ -281,6 +292,15 @@ fn send(out: &mut Vec<PeerAction>, link: LinkId, packet: &QuorumPacket) {
     out.push(PeerAction::Send { link, frame: packet.encode() });
 }
 
+/// A peer's role, seen from outside: for the simulator's checks and its failure reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleView {
+    Looking,
+    Leading { serving: bool, committed: i64 },
+    Following { leader: ServerId, up_to_date: bool, uncommitted: usize },
+    Reloading,
+}
+
 impl QuorumPeer {
     /// A peer that has not started: the epochs are the ones on disk, `durable_zxid` where the
     /// recovered log ends.
@@ -300,6 +320,11 @@ impl QuorumPeer {
 
     /// Starts looking for a leader.
     pub fn start(&mut self, clock: Clock, server: &mut Server, out: &mut Vec<PeerAction>) {
+        // Rounds restart with the process. Starting them at the wall clock's ms puts this
+        // incarnation's rounds above every round an earlier one took part in (rounds grow by one
+        // per election, far slower than ms), so peers still FOLLOWING an earlier incarnation's
+        // win never answer in a round of this one, and are never taken for a quorum behind it.
+        self.round = self.round.max(u64::try_from(clock.wall_ms).unwrap_or(0));
         self.look(clock, server, out);
     }
 
@@ -331,6 +356,25 @@ impl QuorumPeer {
             Role::Leading(l) => l.acks.committed(),
             _ => i64::MAX,
         }
+    }
+
+    /// The role, seen from outside.
+    pub fn role(&self) -> RoleView {
+        match &self.role {
+            Role::Looking { .. } => RoleView::Looking,
+            Role::Leading(l) => {
+                RoleView::Leading { serving: matches!(l.phase, Phase::Serving(_)), committed: l.acks.committed() }
+            }
+            Role::Following(f) => {
+                RoleView::Following { leader: f.leader, up_to_date: f.up_to_date, uncommitted: f.pending.len() }
+            }
+            Role::Reloading { .. } => RoleView::Reloading,
+        }
+    }
+
+    /// The last election (kept once decided), for failure reports.
+    pub fn election(&self) -> Option<&Election> {
+        self.election.as_ref()
     }
 
     /// Counters and state for the reports.
@@ -369,6 +413,11 @@ impl QuorumPeer {
     /// Ends the role: closes its links and reloads; looking follows [`QuorumPeer::on_reloaded`].
     fn end_role(&mut self, why: &str, out: &mut Vec<PeerAction>) {
         tracing::warn!(why, "role ends; looking again");
+        // The old election would answer peers with the outcome of a role that is over: a
+        // restarted former leader counting this server as FOLLOWING it would lead without the
+        // history this server holds. Until the next election starts (after the reload), peers
+        // get no answer and resend.
+        self.election = None;
         let role = std::mem::replace(&mut self.role, Role::Reloading { resume: None, buffered: VecDeque::new() });
         let logged = match role {
             Role::Leading(l) => {
@@ -480,8 +529,7 @@ impl QuorumPeer {
 
     fn lead(&mut self, clock: Clock, server: &mut Server, out: &mut Vec<PeerAction>) {
         let last = server.tree().last_zxid();
-        let voters =
-            if self.cfg.plant_commit_on_minority { [self.cfg.me].into() } else { self.cfg.voters.clone() };
+        let voters = if self.cfg.plant_commit_on_minority { [self.cfg.me].into() } else { self.cfg.voters.clone() };
         let mut acks = AckTracker::new(voters);
         acks.ack(self.cfg.me, self.durable_zxid);
         self.role = Role::Leading(Box::new(Leading {
@@ -529,11 +577,8 @@ impl QuorumPeer {
             }
             Phase::Syncing(epoch) => {
                 // A quorum must ack the leader's history before it serves.
-                let acked = l
-                    .learners
-                    .iter()
-                    .filter(|(id, x)| x.newleader_acked && self.cfg.voters.contains(id))
-                    .count();
+                let acked =
+                    l.learners.iter().filter(|(id, x)| x.newleader_acked && self.cfg.voters.contains(id)).count();
                 if zab::established(acked, self.cfg.voters.len(), l.acks.committed(), l.newleader_zxid) {
                     l.phase = Phase::Establishing(epoch);
                     out.push(PeerAction::PersistEpoch { file: EpochFile::Current, epoch });
@@ -768,8 +813,12 @@ impl QuorumPeer {
         let last = server.tree().last_zxid();
         let Role::Leading(l) = &mut self.role else { return };
         // A learner silent too long is dropped; it resyncs when it comes back.
-        let silent: Vec<ServerId> =
-            l.learners.iter().filter(|(_, x)| now.saturating_sub(x.last_heard_ms) > silence_ms).map(|(k, _)| *k).collect();
+        let silent: Vec<ServerId> = l
+            .learners
+            .iter()
+            .filter(|(_, x)| now.saturating_sub(x.last_heard_ms) > silence_ms)
+            .map(|(k, _)| *k)
+            .collect();
         for id in silent {
             if let Some(x) = l.learners.remove(&id) {
                 tracing::info!(learner = id, "learner silent; dropping it");
@@ -817,7 +866,14 @@ impl QuorumPeer {
         self.connect(leader, deadline, clock, server, out);
     }
 
-    fn connect(&mut self, leader: ServerId, deadline_ms: u64, clock: Clock, server: &Server, out: &mut Vec<PeerAction>) {
+    fn connect(
+        &mut self,
+        leader: ServerId,
+        deadline_ms: u64,
+        clock: Clock,
+        server: &Server,
+        out: &mut Vec<PeerAction>,
+    ) {
         let link = self.new_link();
         let last = server.tree().last_zxid();
         self.role = Role::Following(Box::new(Following {
@@ -911,7 +967,13 @@ impl QuorumPeer {
         out.push(PeerAction::Close { link });
     }
 
-    fn learner_on_packet(&mut self, packet: QuorumPacket, clock: Clock, server: &mut Server, out: &mut Vec<PeerAction>) {
+    fn learner_on_packet(
+        &mut self,
+        packet: QuorumPacket,
+        clock: Clock,
+        server: &mut Server,
+        out: &mut Vec<PeerAction>,
+    ) {
         let accepted = self.accepted_epoch;
         let Role::Following(f) = &mut self.role else { return };
         f.linked = true;
@@ -1106,4 +1168,154 @@ fn learner_log(f: &mut Following, records: &[u8], server: &mut Server) -> Result
         f.logged_zxid = r.zxid;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::election::Vote;
+    use crate::server::ServerSettings;
+
+    const VOTERS: [ServerId; 3] = [1, 2, 3];
+
+    fn config(me: ServerId) -> PeerConfig {
+        PeerConfig {
+            me,
+            observer: false,
+            voters: VOTERS.into(),
+            tick_ms: 100,
+            init_limit: 10,
+            sync_limit: 5,
+            heartbeat_ms: 50,
+            window_txns: 64,
+            read_only_mode: false,
+            observe_commits: false,
+            plant_commit_on_minority: false,
+        }
+    }
+
+    fn server(me: ServerId) -> Server {
+        let settings = ServerSettings {
+            tick_ms: 100,
+            min_session_timeout_ms: 200,
+            max_session_timeout_ms: 2000,
+            extended_types: false,
+            enforce_quota: false,
+            super_digest: None,
+            container_check_interval_ms: 60_000,
+            container_max_per_minute: 100,
+            secret: 7,
+            server_id: me,
+        };
+        let mut s = Server::new(settings, 0);
+        s.set_serving(Serving::No);
+        s
+    }
+
+    fn at(now_ms: u64) -> Clock {
+        Clock { now_ms, wall_ms: now_ms as i64 }
+    }
+
+    /// A peer that has decided, from the votes of the two others, that `leader` leads.
+    fn decided(me: ServerId, leader: ServerId) -> (QuorumPeer, Server, Vec<PeerAction>) {
+        let (mut p, mut s, mut out) = (QuorumPeer::new(config(me), 0, 0, 0), server(me), Vec::new());
+        p.start(at(0), &mut s, &mut out);
+        let round = p.election().map(|e| e.round()).unwrap_or(0);
+        for sender in VOTERS.into_iter().filter(|x| *x != me) {
+            let vote = Vote { leader, zxid: 0, epoch: 0 };
+            let n = Notification { sender, state: PeerState::Looking, round, vote };
+            p.on_notification(n, at(1), &mut s, &mut out);
+        }
+        p.tick(at(5000), &mut s, &mut out);
+        (p, s, out)
+    }
+
+    fn packets(out: &[PeerAction]) -> Vec<QuorumPacket> {
+        out.iter()
+            .filter_map(|a| match a {
+                PeerAction::Send { frame, .. } => QuorumPacket::decode(&frame[4..]).ok(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_leader_syncs_only_once_its_new_epoch_is_durable_and_serves_only_once_its_current_epoch_is() {
+        let (mut p, mut s, _) = decided(3, 3);
+        assert!(matches!(p.role(), RoleView::Leading { serving: false, .. }));
+        let (link, mut out) = (p.new_link(), Vec::new());
+        let info = QuorumPacket::LearnerInfo { server: 1, accepted_epoch: 0, last_zxid: 0, observer: false };
+        p.on_packet(link, info, at(10), &mut s, &mut out);
+        assert!(packets(&out).is_empty(), "nothing goes to a learner before the epoch is durable");
+        assert!(matches!(out[..], [PeerAction::PersistEpoch { file: EpochFile::Accepted, epoch: 1 }]));
+        out.clear();
+        p.on_epoch_persisted(EpochFile::Accepted, 1, at(11), &mut s, &mut out);
+        let sent = packets(&out);
+        assert!(matches!(sent[0], QuorumPacket::NewEpoch { epoch: 1, .. }));
+        assert!(matches!(sent.last(), Some(QuorumPacket::NewLeader { zxid: 0 })));
+        out.clear();
+        p.on_packet(link, QuorumPacket::Ack { zxid: 0 }, at(12), &mut s, &mut out);
+        assert!(matches!(out[..], [PeerAction::PersistEpoch { file: EpochFile::Current, epoch: 1 }]));
+        assert_eq!(s.serving(), Serving::No, "no clients before currentEpoch is durable");
+        out.clear();
+        p.on_epoch_persisted(EpochFile::Current, 1, at(13), &mut s, &mut out);
+        assert_eq!(s.serving(), Serving::Leader { epoch: 1 });
+        assert!(out.iter().any(|a| matches!(a, PeerAction::Leading { epoch: 1 })));
+        assert!(packets(&out).iter().any(|x| matches!(x, QuorumPacket::UpToDate)));
+    }
+
+    /// A follower linked to leader 3 that took NEWEPOCH 1.
+    fn following() -> (QuorumPeer, Server, LinkId) {
+        let (mut p, mut s, out) = decided(1, 3);
+        let Some(&PeerAction::Connect { link, leader: 3 }) =
+            out.iter().find(|a| matches!(a, PeerAction::Connect { .. }))
+        else {
+            panic!("no connect to the leader: {out:?}");
+        };
+        let mut out = Vec::new();
+        p.on_link_opened(link, &s, &mut out);
+        assert!(matches!(packets(&out)[..], [QuorumPacket::LearnerInfo { server: 1, .. }]));
+        p.on_packet(link, QuorumPacket::NewEpoch { epoch: 1, secret: 9 }, at(20), &mut s, &mut out);
+        (p, s, link)
+    }
+
+    #[test]
+    fn a_follower_that_lost_its_leader_answers_no_votes_until_it_looks_again() {
+        let (mut p, mut s, link) = following();
+        let mut out = Vec::new();
+        p.on_link_closed(link, at(30), &mut out);
+        assert!(matches!(out.last(), Some(PeerAction::Reload { change: DiskChange::None, .. })));
+        // The old leader restarted and looks: an answer naming it as followed would let it lead
+        // without this server's history.
+        let vote = Vote { leader: 3, zxid: 0, epoch: 0 };
+        let n = Notification { sender: 3, state: PeerState::Looking, round: 1, vote };
+        out.clear();
+        p.on_notification(n, at(31), &mut s, &mut out);
+        assert!(out.is_empty(), "answered while its role was ending: {out:?}");
+        p.on_reloaded(at(32), &mut s, &mut out);
+        assert_eq!(p.role(), RoleView::Looking);
+        out.clear();
+        p.on_notification(n, at(33), &mut s, &mut out);
+        assert!(!out.is_empty(), "a looking server answers");
+    }
+
+    #[test]
+    fn packets_arriving_while_a_trunc_reloads_are_taken_in_order_afterwards() {
+        let (mut p, mut s, link) = following();
+        let mut out = Vec::new();
+        p.on_packet(link, QuorumPacket::Trunc { zxid: 0 }, at(30), &mut s, &mut out);
+        assert!(matches!(out.last(), Some(PeerAction::Reload { change: DiskChange::Trunc(0), .. })));
+        out.clear();
+        p.on_packet(link, QuorumPacket::NewLeader { zxid: 0 }, at(31), &mut s, &mut out);
+        assert!(out.is_empty() && p.role() == RoleView::Reloading);
+        p.on_reloaded(at(32), &mut s, &mut out);
+        assert!(matches!(p.role(), RoleView::Following { leader: 3, .. }));
+        // NEWLEADER, taken after the reload, makes the leader's epoch current before any ack.
+        assert!(out.iter().any(|a| matches!(a, PeerAction::PersistEpoch { file: EpochFile::Current, epoch: 1 })));
+        assert!(packets(&out).is_empty(), "no ack before the epochs are durable");
+        out.clear();
+        p.on_epoch_persisted(EpochFile::Accepted, 1, at(33), &mut s, &mut out);
+        p.on_epoch_persisted(EpochFile::Current, 1, at(34), &mut s, &mut out);
+        assert!(matches!(packets(&out)[..], [QuorumPacket::Ack { zxid: 0 }]));
+    }
 }

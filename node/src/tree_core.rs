@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use engine::wal::{Wal, WalSettings};
 
 use crate::config::Config;
-use crate::peer::QuorumPeer;
 use crate::fourlw;
 use crate::outbox::Outbox;
+use crate::peer::QuorumPeer;
 use crate::persist::{Dirs, SnapshotJob};
 use crate::runtime::{wall_ms, FromTree, Local, ToTree};
 use crate::server::{Action, ConnId, Server};

@@ -7,10 +7,11 @@
 //! [`DataTree`], [`Election`] (FastLeaderElection), the ZAB rules of `node::zab` (ack counting,
 //! epochs, DIFF/TRUNC/SNAP planning, the quorum liveness check), the quorum and election wire
 //! codecs (every message is encoded and decoded), the log's record framing and scan (a crash
-//! leaves a torn tail that `engine::log::scan` must find) and the snapshot codec. The glue that
-//! `node::ensemble` runs as async tasks (discovery, sync, broadcast, heartbeats, the learner's
-//! loop, reload on a role change) is restated here as event handlers, step for step, because
-//! that module still does its own I/O; see ARCHITECTURE.md ("Simulation").
+//! leaves a torn tail that `engine::log::scan` must find) and the snapshot codec. Above all it
+//! runs each server's [`QuorumPeer`], the state machine the server runs (discovery, sync,
+//! broadcast, heartbeats, the learner's loop, TRUNC/SNAP, role changes): the simulator does
+//! for it what `node::ensemble` does (links, epoch files, reloads, ticks), on a simulated
+//! network and disk; see ARCHITECTURE.md ("Simulation").
 //!
 //! Faults: message delay, duplication and reordering of election messages, connection resets,
 //! partitions (links go silent, as a cut cable does), crashes (unsynced log lost, the last write
@@ -27,15 +28,15 @@ use std::path::PathBuf;
 
 use engine::tree::DataTree;
 use engine::txn::{Txn, TxnHeader};
-use node::election::{
-    Election, ElectionAction, ElectionTiming, History, Membership, Notification, PeerState, ServerId,
+use node::election::{ElectionAction, ServerId};
+use node::peer::{
+    closes_of_role, tree_after_role, Clock, DiskChange, EpochFile, LinkId, PeerAction, PeerConfig, QuorumPeer, RoleView,
 };
 use node::proto::{
     op, ConnectRequest, ConnectResponse, Packet, Reader, ReplyHeader, Request, Response, WatcherEvent, Writer,
 };
 use node::quorum::{self, QuorumPacket};
-use node::server::{Action, ConnId, Forward, Server, ServerSettings, Serving};
-use node::zab::{self, AckTracker, SyncPlan, SyncWindow};
+use node::server::{Action, ConnId, Server, ServerSettings, Serving};
 
 use crate::linearizability::{self, code, Event, Op, Outcome};
 use crate::Rng;
@@ -47,8 +48,6 @@ const SYNC_LIMIT: u64 = 5;
 const HEARTBEAT_MS: u64 = 50;
 /// Small, so that learners coming back after a while are synced by SNAP as well as DIFF.
 const WINDOW_TXNS: usize = 64;
-/// How long a learner retries a peer that refuses it before electing again (as `ensemble`).
-const REFUSED_LOOK_AGAIN_MS: u64 = 1000;
 const SESSION_TIMEOUT_MS: i32 = 2000;
 const KEYS: [&str; 3] = ["/k0", "/k1", "/k2"];
 /// Time allowed, once faults stop, for the ensemble to settle and clients to finish.
@@ -140,9 +139,20 @@ enum Wire {
         conn: u64,
         frame: Vec<u8>,
     },
-    /// The other end of a quorum connection closed it (its process died or it hung up).
+    /// The other end of a quorum connection closed it (its process died or it hung up), or a
+    /// connect failed.
     QuorumClosed {
         conn: u64,
+    },
+    /// An epoch file a server wrote is durable (lost if it crashed since: another incarnation).
+    Persisted {
+        file: EpochFile,
+        epoch: u64,
+        incarnation: u64,
+    },
+    /// A server's reload is done.
+    Reloaded {
+        incarnation: u64,
     },
     /// A client's frame to a server (the first is the handshake).
     ToServer {
@@ -167,6 +177,10 @@ enum Wire {
 struct QConn {
     learner: ServerId,
     leader: ServerId,
+    /// What the learner's peer calls it.
+    learner_link: LinkId,
+    /// What the leader's peer calls it, once its first packet arrived.
+    leader_link: Option<LinkId>,
     open: bool,
     /// Cut by a partition: whatever is sent is lost, and nobody is told (a silent cable).
     dead: bool,
@@ -235,72 +249,22 @@ impl Disk {
     }
 }
 
-/// A learner as its leader sees it (`ensemble::LearnerLink`).
-struct Link {
-    conn: u64,
-    accepted_epoch: u64,
-    last_zxid: i64,
-    broadcast: bool,
-    newleader_zxid: i64,
-    acked: i64,
-    newleader_acked: bool,
-    up_to_date: bool,
-    last_heard_ms: u64,
-}
-
-struct Leading {
-    epoch: Option<u64>,
-    established: bool,
-    phase_deadline_ms: u64,
-    acks: AckTracker,
-    window: SyncWindow,
-    learners: BTreeMap<ServerId, Link>,
-    newleader_zxid: i64,
-    pending_syncs: VecDeque<(i64, ServerId, i64, i32)>,
-    next_heartbeat_ms: u64,
-    /// Commits recorded for the agreement check so far.
-    recorded_commit: i64,
-}
-
-struct Following {
-    leader: ServerId,
-    conn: u64,
-    /// Linked: the leader answered at least once.
-    linked: bool,
-    attempt_deadline_ms: u64,
-    retry_at_ms: Option<u64>,
-    pending: VecDeque<(TxnHeader, Txn)>,
-    synced: bool,
-    logged_zxid: i64,
-    leader_epoch: u64,
-    up_to_date: bool,
-    last_heard_ms: u64,
-    next_ping_ms: u64,
-}
-
-enum Role {
-    Looking,
-    Leading(Box<Leading>),
-    Following(Box<Following>),
-}
-
 struct Peer {
     id: ServerId,
     up: bool,
     paused_until_ms: u64,
     /// What arrived while paused, in order: a stopped process's socket buffers.
     inbox: VecDeque<Wire>,
+    /// Bumped by each crash: what a dead process started (an epoch write, a reload) never ends.
+    incarnation: u64,
     disk: Disk,
     server: Server,
-    role: Role,
-    /// The last election, kept once decided to answer peers still looking (as the runtime does).
-    election: Election,
+    peer: QuorumPeer,
     held: VecDeque<(i64, Vec<Action>)>,
     durable_zxid: i64,
     /// An fsync in flight: when it completes, the log length it covers, the zxid it makes durable.
     fsync: Option<(u64, usize, i64)>,
     slow_disk_until_ms: u64,
-    round: u64,
     next_tick_ms: u64,
     /// The last zxid this server committed (for "commits go forward"), since its role began.
     last_commit: i64,
@@ -355,6 +319,8 @@ pub struct Sim {
     /// FIFO channels: the last delivery time per (from, to) stream.
     channel_last: HashMap<(u64, u64, u64), u64>,
     qconns: HashMap<u64, QConn>,
+    /// (server, its peer's link) → quorum connection.
+    links: HashMap<(ServerId, LinkId), u64>,
     next_qconn: u64,
     next_client_conn: u64,
     client_conns: HashMap<ConnId, (usize, ServerId)>,
@@ -406,6 +372,23 @@ fn settings(id: ServerId) -> ServerSettings {
     }
 }
 
+/// The peer's configuration, as the ensemble tests' zoo.cfg sets it.
+fn peer_config(id: ServerId, voters: &BTreeSet<ServerId>, plant: Plant) -> PeerConfig {
+    PeerConfig {
+        me: id,
+        observer: false,
+        voters: voters.clone(),
+        tick_ms: TICK_MS,
+        init_limit: INIT_LIMIT,
+        sync_limit: SYNC_LIMIT,
+        heartbeat_ms: HEARTBEAT_MS,
+        window_txns: WINDOW_TXNS,
+        read_only_mode: false,
+        observe_commits: true,
+        plant_commit_on_minority: plant == Plant::CommitOnMinority,
+    }
+}
+
 /// Wall-clock time the servers see: fixed origin, simulated progress.
 fn wall(now_ms: u64) -> i64 {
     1_700_000_000_000 + now_ms as i64
@@ -428,15 +411,14 @@ impl Sim {
                     up: true,
                     paused_until_ms: 0,
                     inbox: VecDeque::new(),
+                    incarnation: 0,
                     disk: Disk::new(),
                     server,
-                    role: Role::Looking,
-                    election: placeholder_election(id),
+                    peer: QuorumPeer::new(peer_config(id, &voters, cfg.plant), 0, 0, 0),
                     held: VecDeque::new(),
                     durable_zxid: 0,
                     fsync: None,
                     slow_disk_until_ms: 0,
-                    round: 0,
                     next_tick_ms: 0,
                     last_commit: 0,
                 }
@@ -470,6 +452,7 @@ impl Sim {
             seq: 0,
             channel_last: HashMap::new(),
             qconns: HashMap::new(),
+            links: HashMap::new(),
             next_qconn: 1,
             next_client_conn: 1,
             client_conns: HashMap::new(),
@@ -553,10 +536,6 @@ impl Sim {
         self.send(To::Peer(to), Wire::Quorum { conn, frame }, Some((conn, from, to)));
     }
 
-    fn send_packet(&mut self, conn: u64, from: ServerId, packet: &QuorumPacket) {
-        self.send_quorum(conn, from, packet.encode());
-    }
-
     /// One side closes a quorum connection; the other learns it shortly (unless cut).
     fn close_quorum(&mut self, conn: u64, by: ServerId) {
         let Some(c) = self.qconns.get_mut(&conn) else { return };
@@ -583,87 +562,146 @@ impl Sim {
         self.send(To::Peer(to), Wire::Vote(frame), None);
     }
 
-    fn perform_election(&mut self, from: ServerId, actions: Vec<ElectionAction>) {
-        for a in actions {
-            match a {
-                ElectionAction::Broadcast(n) => {
-                    let frame = quorum::encode_notification(&n);
-                    let ids: Vec<ServerId> = self.voters.iter().copied().collect();
-                    for to in ids {
-                        self.broadcast_vote(from, to, frame.clone());
-                    }
+    fn perform_election(&mut self, from: ServerId, action: ElectionAction) {
+        match action {
+            ElectionAction::Broadcast(n) => {
+                let frame = quorum::encode_notification(&n);
+                let ids: Vec<ServerId> = self.voters.iter().copied().collect();
+                for to in ids {
+                    self.broadcast_vote(from, to, frame.clone());
                 }
-                ElectionAction::Send { to, notification } => {
-                    self.broadcast_vote(from, to, quorum::encode_notification(&notification));
-                }
-                ElectionAction::Decided { .. } => {}
+            }
+            ElectionAction::Send { to, notification } => {
+                self.broadcast_vote(from, to, quorum::encode_notification(&notification));
+            }
+            ElectionAction::Decided { leader, epoch, state } => {
+                self.trace(|| format!("server {from} decides: {state:?}, leader {leader} epoch {epoch}"))
             }
         }
     }
 
-    // ---- The ensemble glue: what `node::ensemble` does, as event handlers. ----
+    // ---- The peers: each runs `node::peer::QuorumPeer`; the world carries out its actions. ----
 
-    fn start_looking(&mut self, id: ServerId) {
+    fn clock(&self) -> Clock {
+        Clock { now_ms: self.now_ms, wall_ms: wall(self.now_ms) }
+    }
+
+    /// Feeds a server's peer one event and carries out what it asks (`TreeCore::peer_event`).
+    fn peer_event(
+        &mut self,
+        id: ServerId,
+        event: impl FnOnce(&mut QuorumPeer, &mut Server, Clock, &mut Vec<PeerAction>),
+    ) {
+        let clock = self.clock();
         let p = self.peer(id);
-        let history = History { last_zxid: p.server.tree().last_zxid(), epoch: p.disk.current_epoch, round: p.round };
-        let members = Membership { me: id, voters: self.voters.clone(), observer: false };
         let mut actions = Vec::new();
-        let now = self.now_ms;
-        let election = Election::start(members, history, ElectionTiming::default(), now, &mut actions);
-        let p = self.peer(id);
-        p.round = election.round();
-        p.election = election;
-        p.role = Role::Looking;
-        self.perform_election(id, actions);
+        event(&mut p.peer, &mut p.server, clock, &mut actions);
+        self.perform(id, actions);
     }
 
-    /// Writes what the server has queued for the log, flushing at once, as the log task does
-    /// when a role ends.
-    fn flush_log(&mut self, id: ServerId) {
-        let p = self.peer(id);
-        while let Some(batch) = p.server.take_log(usize::MAX) {
-            p.disk.log.extend_from_slice(&batch.bytes);
+    /// What `node::ensemble` does with each action, with a simulated network and disk. Epoch
+    /// files and reloads finish a few ms later (a crash in between loses them), so the peer's
+    /// waiting states see other events meanwhile, as they do on a real disk.
+    fn perform(&mut self, id: ServerId, actions: Vec<PeerAction>) {
+        for action in actions {
+            match action {
+                PeerAction::Election(e) => self.perform_election(id, e),
+                PeerAction::Connect { link, leader } => self.connect(id, link, leader),
+                PeerAction::Send { link, frame } => {
+                    if let Some(conn) = self.links.get(&(id, link)).copied() {
+                        self.send_quorum(conn, id, frame);
+                    }
+                }
+                PeerAction::Close { link } => {
+                    if let Some(conn) = self.links.remove(&(id, link)) {
+                        self.close_quorum(conn, id);
+                    }
+                }
+                PeerAction::PersistEpoch { file, epoch } => {
+                    self.trace(|| format!("server {id} persists {} {epoch}", file.file_name()));
+                    let incarnation = self.peer(id).incarnation;
+                    self.send(To::Peer(id), Wire::Persisted { file, epoch, incarnation }, Some((0, id, id)));
+                }
+                // Every simulated server starts with the same secret.
+                PeerAction::StoreSecret { .. } => {}
+                PeerAction::Route(actions) => self.route(id, actions),
+                PeerAction::Release { zxid } => self.release(id, zxid),
+                PeerAction::SendNow(actions) => self.deliver_actions(id, actions),
+                PeerAction::LogPending => self.kick_log(id),
+                PeerAction::Reload { change, logged } => {
+                    self.trace(|| format!("server {id} reloads ({change:?})"));
+                    self.reload(id, change, logged);
+                    let incarnation = self.peer(id).incarnation;
+                    self.send(To::Peer(id), Wire::Reloaded { incarnation }, Some((0, id, id)));
+                }
+                PeerAction::Leading { epoch } => {
+                    let last = self.peer(id).server.tree().last_zxid();
+                    self.trace(|| format!("server {id} leads epoch {epoch}, history to {last:#x}"));
+                    self.report.leaders += 1;
+                    if let Some(other) = self.leaders.insert(epoch, id) {
+                        if other != id {
+                            self.fail(format!("two leaders in epoch {epoch}: {other} and {id}"));
+                        }
+                    }
+                }
+                PeerAction::Committed { zxid, payload } => self.record_commit(id, zxid, &payload),
+            }
         }
-        p.disk.synced_bytes = p.disk.log.len();
-        p.fsync = None;
     }
 
-    /// A role ends (`ensemble::reload`): clients are dropped, the log drained, and the tree in
-    /// memory (with a learner's logged proposals) kept; or, with a disk change, read back.
-    /// `cut`: TRUNC to a zxid, or SNAP (a zxid and the leader's snapshot).
-    fn reload(&mut self, id: ServerId, cut: Option<(i64, Option<Vec<u8>>)>) {
+    /// A learner opens a quorum link: refused at once by a server that is down, timed out
+    /// (200 ms, as the runtime's connect) across a cut.
+    fn connect(&mut self, id: ServerId, link: LinkId, leader: ServerId) {
+        self.trace(|| format!("server {id} connects to {leader}"));
+        let conn = self.next_qconn;
+        self.next_qconn += 1;
+        self.qconns.insert(
+            conn,
+            QConn { learner: id, leader, learner_link: link, leader_link: None, open: true, dead: false },
+        );
+        self.links.insert((id, link), conn);
+        let up = self.peer(leader).up;
+        if !up || self.is_cut(id, leader) {
+            if let Some(c) = self.qconns.get_mut(&conn) {
+                c.open = false;
+            }
+            let at = self.now_ms + if up { 200 } else { 1 + self.below(3) };
+            self.seq += 1;
+            self.queue.insert((at, self.seq), (To::Peer(id), Wire::QuorumClosed { conn }));
+            return;
+        }
+        self.peer_event(id, |p, s, _, out| p.on_link_opened(link, s, out));
+    }
+
+    /// Carries out a `Reload` (`ensemble::reload`): clients are dropped, the log drained, and
+    /// the tree in memory (with a learner's logged proposals) kept, or, with a disk change,
+    /// read back from the cut disk.
+    fn reload(&mut self, id: ServerId, change: DiskChange, logged: VecDeque<(TxnHeader, Txn)>) {
         self.flush_log(id);
         let now = self.now_ms;
         let p = self.peer(id);
         let conns = p.server.all_connections();
         p.server.set_serving(Serving::No);
-        let mut closes = node::peer::closes_of_role(conns, p.held.drain(..).map(|(_, actions)| actions));
+        let mut closes = closes_of_role(conns, p.held.drain(..).map(|(_, actions)| actions));
         closes.sort_by_key(|a| match a {
             Action::Close { conn } => *conn,
             _ => ConnId { core: 0, id: 0 },
         });
-        let role = std::mem::replace(&mut p.role, Role::Looking);
         let secret = p.server.settings().secret;
-        let (pending, own_conns) = match role {
-            Role::Following(f) => (f.pending, vec![f.conn]),
-            Role::Leading(l) => (VecDeque::new(), l.learners.values().map(|x| x.conn).collect()),
-            Role::Looking => (VecDeque::new(), vec![]),
-        };
-        for c in own_conns {
-            self.close_quorum(c, id);
-        }
         self.deliver_actions(id, closes);
-        let tree = match cut {
-            None => {
-                let p = self.peer(id);
-                let mut tree = p.server.take_tree();
-                for (hdr, txn) in &pending {
-                    if hdr.zxid > tree.last_zxid() {
-                        tree.apply(hdr, txn);
-                    }
-                }
-                Ok(tree)
+        let cut = match change {
+            DiskChange::None => None,
+            DiskChange::Trunc(zxid) => {
+                self.report.syncs_trunc += 1;
+                Some((zxid, None))
             }
+            DiskChange::Snap(zxid, snapshot) => {
+                self.report.syncs_snap += 1;
+                Some((zxid, Some(snapshot)))
+            }
+        };
+        let tree = match cut {
+            None => Ok(tree_after_role(&mut self.peer(id).server, &logged)),
             Some((zxid, snapshot)) => {
                 if self.trace {
                     let p = self.peer(id);
@@ -702,22 +740,6 @@ impl Sim {
         p.last_commit = 0;
     }
 
-    fn close_clients(&mut self, id: ServerId, mut conns: Vec<ConnId>) {
-        conns.sort();
-        for conn in conns {
-            if let Some((client, _)) = self.client_conns.remove(&conn) {
-                self.send(To::Client(client), Wire::ClientClosed { conn }, Some((conn.id, id, 0)));
-            }
-        }
-    }
-
-    /// Ends this server's role and looks for a leader again.
-    fn step_down(&mut self, id: ServerId, why: &str) {
-        self.trace(|| format!("server {id} steps down: {why}"));
-        self.reload(id, None);
-        self.start_looking(id);
-    }
-
     /// Routes the protocol core's actions (`TreeCore::route`): forwards go to the leader;
     /// replies wait until what they reflect is durable or committed.
     fn route(&mut self, id: ServerId, mut actions: Vec<Action>) {
@@ -730,7 +752,7 @@ impl Sim {
         let mut rest = Vec::with_capacity(actions.len());
         for a in actions {
             match a {
-                Action::Forward(f) => self.forward(id, f),
+                Action::Forward(f) => self.peer_event(id, |p, _, _, out| p.forward(f, out)),
                 other => rest.push(other),
             }
         }
@@ -740,14 +762,171 @@ impl Sim {
         }
         let p = self.peer(id);
         let needed = p.server.tree().last_zxid();
-        let releasable = match &p.role {
-            Role::Leading(l) => l.acks.committed(),
-            _ => i64::MAX,
-        };
-        if needed <= releasable && p.held.is_empty() {
+        if needed <= p.peer.releasable() && p.held.is_empty() {
             self.deliver_actions(id, rest);
         } else {
             p.held.push_back((needed, rest));
+        }
+    }
+
+    /// Starts a log write if none is in flight (the log task's loop).
+    fn kick_log(&mut self, id: ServerId) {
+        let now = self.now_ms;
+        let slow = self.peer(id).slow_disk_until_ms > now;
+        let fsync_ms = if slow { 40 + self.below(120) } else { 1 + self.below(4) };
+        let plant = self.cfg.plant;
+        let p = self.peer(id);
+        if p.fsync.is_some() || !p.up {
+            return;
+        }
+        let Some(batch) = p.server.take_log(1 << 20) else { return };
+        p.disk.log.extend_from_slice(&batch.bytes);
+        let (end, last) = (p.disk.log.len(), batch.last_zxid());
+        p.fsync = Some((now + fsync_ms, end, last));
+        // A leader proposes the batch to its learners while writing it.
+        self.peer_event(id, |p, _, _, out| p.on_proposed(&batch, out));
+        if plant == Plant::AckBeforeFsync {
+            self.durable(id, last);
+        }
+    }
+
+    /// The log is durable up to `zxid` (`TreeCore::durable`).
+    fn durable(&mut self, id: ServerId, zxid: i64) {
+        let p = self.peer(id);
+        if zxid <= p.durable_zxid {
+            return;
+        }
+        p.durable_zxid = zxid;
+        self.peer_event(id, |p, _, c, out| p.on_durable(zxid, c, out));
+    }
+
+    fn peer_tick(&mut self, id: ServerId) {
+        let now = self.now_ms;
+        let p = self.peer(id);
+        if !p.up || p.paused_until_ms > now {
+            return;
+        }
+        if p.fsync.is_some_and(|(at, ..)| at <= now) {
+            self.fsync_done(id);
+        }
+        let p = self.peer(id);
+        if now < p.next_tick_ms {
+            return;
+        }
+        p.next_tick_ms = now + 5;
+        let mut out = Vec::new();
+        p.server.tick(now, wall(now), &mut out);
+        self.route(id, out);
+        self.peer_event(id, |p, s, c, out| p.tick(c, s, out));
+    }
+
+    // ---- Message delivery. ----
+
+    fn peer_receives(&mut self, id: ServerId, wire: Wire) {
+        let now = self.now_ms;
+        match wire {
+            Wire::Vote(frame) => {
+                let Ok(n) = quorum::decode_notification(&frame[4..]) else {
+                    self.fail(format!("server {id}: undecodable notification"));
+                    return;
+                };
+                self.peer_event(id, |p, s, c, out| p.on_notification(n, c, s, out));
+            }
+            Wire::Quorum { conn, frame } => {
+                let packet = match QuorumPacket::decode(&frame[4..]) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.fail(format!("server {id}: undecodable quorum packet: {e}"));
+                        return;
+                    }
+                };
+                let Some(link) = self.link_of(id, conn) else { return };
+                self.peer_event(id, |p, s, c, out| p.on_packet(link, packet, c, s, out));
+            }
+            Wire::QuorumClosed { conn } => {
+                let Some(link) = self.link_of(id, conn) else { return };
+                if let Some(c) = self.qconns.get_mut(&conn) {
+                    c.open = false;
+                }
+                self.links.remove(&(id, link));
+                self.peer_event(id, |p, _, c, out| p.on_link_closed(link, c, out));
+            }
+            Wire::Persisted { file, epoch, incarnation } => {
+                if incarnation != self.peer(id).incarnation {
+                    return;
+                }
+                let disk = &mut self.peer(id).disk;
+                match file {
+                    EpochFile::Accepted => disk.accepted_epoch = epoch,
+                    EpochFile::Current => disk.current_epoch = epoch,
+                }
+                self.peer_event(id, |p, s, c, out| p.on_epoch_persisted(file, epoch, c, s, out));
+            }
+            Wire::Reloaded { incarnation } => {
+                if incarnation == self.peer(id).incarnation {
+                    self.peer_event(id, |p, s, c, out| p.on_reloaded(c, s, out));
+                    let (role, zxid) = (self.peer(id).peer.role(), self.peer(id).server.tree().last_zxid());
+                    self.trace(|| format!("server {id} reloaded at {zxid:#x}: {role:?}"));
+                }
+            }
+            Wire::ToServer { conn, frame } => {
+                if !self.client_conns.contains_key(&conn) {
+                    return;
+                }
+                let mut out = Vec::new();
+                if self.handshaken.contains(&conn) {
+                    match Packet::decode(&frame[4..]) {
+                        Ok(packet) => self.peer(id).server.request(conn, packet, now, wall(now), &mut out),
+                        Err(e) => self.fail(format!("server {id}: undecodable client frame: {e}")),
+                    }
+                } else {
+                    let mut r = Reader::new(&frame[4..]);
+                    match ConnectRequest::decode(&mut r) {
+                        Ok(req) => {
+                            let addr = client_addr(self.client_conns.get(&conn).map_or(0, |c| c.0));
+                            self.mark_handshaken(conn);
+                            self.peer(id).server.connect(conn, addr, &req, now, wall(now), &mut out);
+                        }
+                        Err(e) => self.fail(format!("server {id}: undecodable handshake: {e}")),
+                    }
+                }
+                self.route(id, out);
+            }
+            Wire::ServerSideClosed { conn } => {
+                self.peer(id).server.disconnected(conn);
+                self.client_conns.remove(&conn);
+            }
+            Wire::ToClient { .. } | Wire::ClientClosed { .. } => {}
+        }
+    }
+
+    /// The link a server's peer knows a quorum connection by: on the leader's side, named when
+    /// its first packet arrives (as the runtime names an accepted link).
+    fn link_of(&mut self, id: ServerId, conn: u64) -> Option<LinkId> {
+        let c = self.qconns.get(&conn)?;
+        if c.learner == id {
+            return Some(c.learner_link);
+        }
+        if let Some(link) = c.leader_link {
+            return Some(link);
+        }
+        if !c.open {
+            return None;
+        }
+        let link = self.peer(id).peer.new_link();
+        self.links.insert((id, link), conn);
+        if let Some(c) = self.qconns.get_mut(&conn) {
+            c.leader_link = Some(link);
+        }
+        Some(link)
+    }
+
+    fn close_clients(&mut self, id: ServerId, mut conns: Vec<ConnId>) {
+        conns.sort();
+        for conn in conns {
+            if let Some((client, _)) = self.client_conns.remove(&conn) {
+                self.send(To::Client(client), Wire::ClientClosed { conn }, Some((conn.id, id, 0)));
+            }
         }
     }
 
@@ -782,46 +961,6 @@ impl Sim {
         }
     }
 
-    fn forward(&mut self, id: ServerId, f: Forward) {
-        let Role::Following(fl) = &self.peer(id).role else { return };
-        let conn = fl.conn;
-        let packet = match f {
-            Forward::CreateSession { session_id, timeout_ms } => QuorumPacket::CreateSession { session_id, timeout_ms },
-            Forward::Request { session_id, auth, packet } => QuorumPacket::Request { session_id, auth, packet },
-        };
-        self.send_packet(conn, id, &packet);
-    }
-
-    /// Starts a log write if none is in flight (the log task's loop).
-    fn kick_log(&mut self, id: ServerId) {
-        let now = self.now_ms;
-        let slow = self.peer(id).slow_disk_until_ms > now;
-        let fsync_ms = if slow { 40 + self.below(120) } else { 1 + self.below(4) };
-        let plant = self.cfg.plant;
-        let p = self.peer(id);
-        if p.fsync.is_some() || !p.up {
-            return;
-        }
-        let Some(batch) = p.server.take_log(1 << 20) else { return };
-        p.disk.log.extend_from_slice(&batch.bytes);
-        let (end, last) = (p.disk.log.len(), batch.last_zxid());
-        p.fsync = Some((now + fsync_ms, end, last));
-        // The leader proposes the batch to its learners while writing it (`TreeCore::proposed`).
-        if let Role::Leading(l) = &mut p.role {
-            for (zxid, framed) in batch.framed() {
-                l.window.push(zxid, framed.to_vec());
-            }
-            let frame = QuorumPacket::Proposal { records: batch.bytes.clone() }.encode();
-            let conns: Vec<u64> = l.learners.values().filter(|x| x.broadcast).map(|x| x.conn).collect();
-            for c in conns {
-                self.send_quorum(c, id, frame.clone());
-            }
-        }
-        if plant == Plant::AckBeforeFsync {
-            self.durable(id, last);
-        }
-    }
-
     fn fsync_done(&mut self, id: ServerId) {
         let p = self.peer(id);
         let Some((_, end, last)) = p.fsync.take() else { return };
@@ -830,27 +969,6 @@ impl Sim {
             self.durable(id, last);
         }
         self.kick_log(id);
-    }
-
-    /// The log is durable up to `zxid` (`TreeCore::durable` and `ensemble_durable`).
-    fn durable(&mut self, id: ServerId, zxid: i64) {
-        let p = self.peer(id);
-        if zxid <= p.durable_zxid {
-            return;
-        }
-        p.durable_zxid = zxid;
-        match &mut p.role {
-            Role::Leading(l) => {
-                if let Some(c) = l.acks.ack(id, zxid) {
-                    self.leader_committed(id, c);
-                }
-            }
-            Role::Following(f) if f.synced => {
-                let conn = f.conn;
-                self.send_packet(conn, id, &QuorumPacket::Ack { zxid });
-            }
-            _ => {}
-        }
     }
 
     fn record_commit(&mut self, id: ServerId, zxid: i64, payload: &[u8]) {
@@ -882,512 +1000,16 @@ impl Sim {
         }
     }
 
-    fn leader_committed(&mut self, id: ServerId, committed: i64) {
-        self.release(id, committed);
+    /// Writes what the server has queued for the log, flushing at once, as the log task does
+    /// when a role ends.
+    fn flush_log(&mut self, id: ServerId) {
         let p = self.peer(id);
-        let Role::Leading(l) = &mut p.role else { return };
-        let framed = l.window.after(l.recorded_commit);
-        l.recorded_commit = l.recorded_commit.max(committed);
-        let conns: Vec<u64> = l.learners.values().filter(|x| x.broadcast).map(|x| x.conn).collect();
-        let mut syncs = Vec::new();
-        while l.pending_syncs.front().is_some_and(|(z, ..)| *z <= committed) {
-            if let Some((_, learner, session_id, cxid)) = l.pending_syncs.pop_front() {
-                if let Some(link) = l.learners.get(&learner) {
-                    syncs.push((link.conn, session_id, cxid));
-                }
-            }
+        while let Some(batch) = p.server.take_log(usize::MAX) {
+            p.disk.log.extend_from_slice(&batch.bytes);
         }
-        if let Some(refs) = engine::log::framed_records(&framed) {
-            for r in refs.iter().filter(|r| r.zxid <= committed) {
-                let payload = framed[r.payload.clone()].to_vec();
-                self.record_commit(id, r.zxid, &payload);
-            }
-        }
-        let frame = QuorumPacket::Commit { zxid: committed }.encode();
-        for c in conns {
-            self.send_quorum(c, id, frame.clone());
-        }
-        for (c, session_id, cxid) in syncs {
-            self.send_packet(c, id, &QuorumPacket::SyncDone { session_id, cxid });
-        }
+        p.disk.synced_bytes = p.disk.log.len();
+        p.fsync = None;
     }
-
-    fn start_leading(&mut self, id: ServerId) {
-        let now = self.now_ms;
-        let plant = self.cfg.plant;
-        let voters = self.voters.clone();
-        let p = self.peer(id);
-        let last = p.server.tree().last_zxid();
-        let tracked = if plant == Plant::CommitOnMinority { [id].into_iter().collect() } else { voters };
-        let mut acks = AckTracker::new(tracked);
-        acks.ack(id, p.durable_zxid);
-        p.role = Role::Leading(Box::new(Leading {
-            epoch: None,
-            established: false,
-            phase_deadline_ms: now + INIT_LIMIT * TICK_MS,
-            acks,
-            window: SyncWindow::new(last, WINDOW_TXNS),
-            learners: BTreeMap::new(),
-            newleader_zxid: last,
-            pending_syncs: VecDeque::new(),
-            next_heartbeat_ms: now + HEARTBEAT_MS,
-            recorded_commit: last,
-        }));
-        self.leader_progress(id);
-    }
-
-    /// Moves a leader through discovery and synchronisation as learners report (`lead`).
-    fn leader_progress(&mut self, id: ServerId) {
-        let now = self.now_ms;
-        let voters = self.voters.clone();
-        let p = self.peer(id);
-        let (accepted, current) = (p.disk.accepted_epoch, p.disk.current_epoch);
-        let Role::Leading(l) = &mut p.role else { return };
-        if l.epoch.is_none() {
-            let reported: Vec<u64> =
-                l.learners.iter().filter(|(x, _)| voters.contains(x)).map(|(_, x)| x.accepted_epoch).collect();
-            if !zab::is_quorum(reported.len() + 1, voters.len()) {
-                return;
-            }
-            let epoch = zab::new_epoch(reported.into_iter().chain([accepted, current]));
-            l.epoch = Some(epoch);
-            l.phase_deadline_ms = now + INIT_LIMIT * TICK_MS;
-            p.disk.accepted_epoch = epoch;
-            let ids: Vec<ServerId> = match &p.role {
-                Role::Leading(l) => l.learners.keys().copied().collect(),
-                _ => vec![],
-            };
-            for learner in ids {
-                self.leader_start_sync(id, learner);
-            }
-        }
-        let p = self.peer(id);
-        let Role::Leading(l) = &mut p.role else { return };
-        let acks = l.learners.iter().filter(|(x, link)| link.newleader_acked && voters.contains(x)).count();
-        if !l.established && zab::established(acks, voters.len(), l.acks.committed(), l.newleader_zxid) {
-            let Some(epoch) = l.epoch else { return };
-            l.established = true;
-            let committed = l.acks.committed();
-            let last = p.server.tree().last_zxid();
-            self.trace(|| format!("server {id} leads epoch {epoch}, history to {last:#x}, committed {committed:#x}"));
-            let p = self.peer(id);
-            p.disk.current_epoch = epoch;
-            p.election.established(epoch);
-            p.server.set_serving(Serving::Leader { epoch });
-            if let Some(other) = self.leaders.insert(epoch, id) {
-                if other != id {
-                    self.fail(format!("two leaders in epoch {epoch}: {other} and {id}"));
-                }
-            }
-            self.report.leaders += 1;
-            self.leader_send_up_to_date(id);
-            self.release(id, committed);
-        }
-    }
-
-    fn leader_start_sync(&mut self, id: ServerId, learner: ServerId) {
-        let now = self.now_ms;
-        let p = self.peer(id);
-        let secret = p.server.settings().secret;
-        let last = p.server.tree().last_zxid();
-        let serving = matches!(p.server.serving(), Serving::Leader { .. });
-        let snapshot = engine::snapshot::SnapshotWriter::whole(p.server.tree(), wall(now));
-        let Role::Leading(l) = &mut p.role else { return };
-        let Some(epoch) = l.epoch else { return };
-        let committed = l.acks.committed();
-        let Some(link) = l.learners.get_mut(&learner) else { return };
-        let conn = link.conn;
-        let mut out = vec![QuorumPacket::NewEpoch { epoch, secret }];
-        let plan = l.window.plan(link.last_zxid);
-        let diff_from = match plan {
-            SyncPlan::Diff => {
-                out.push(QuorumPacket::Diff);
-                link.last_zxid
-            }
-            SyncPlan::Trunc(z) => {
-                out.push(QuorumPacket::Trunc { zxid: z });
-                z
-            }
-            SyncPlan::Snap => {
-                out.push(QuorumPacket::Snap { zxid: last, snapshot });
-                last
-            }
-        };
-        let diff = l.window.after(diff_from);
-        if !diff.is_empty() {
-            out.push(QuorumPacket::Proposal { records: diff });
-        }
-        out.push(QuorumPacket::NewLeader { zxid: last });
-        link.newleader_zxid = last;
-        link.broadcast = true;
-        if serving {
-            out.push(QuorumPacket::Commit { zxid: committed });
-        }
-        self.trace(|| format!("leader {id} syncs {learner}: {plan:?}, then to {last:#x}"));
-        match plan {
-            SyncPlan::Snap => self.report.syncs_snap += 1,
-            SyncPlan::Trunc(_) => self.report.syncs_trunc += 1,
-            SyncPlan::Diff => {}
-        }
-        for packet in out {
-            self.send_packet(conn, id, &packet);
-        }
-    }
-
-    fn leader_send_up_to_date(&mut self, id: ServerId) {
-        let p = self.peer(id);
-        if !matches!(p.server.serving(), Serving::Leader { .. }) {
-            return;
-        }
-        let Role::Leading(l) = &mut p.role else { return };
-        let mut conns = Vec::new();
-        for link in l.learners.values_mut() {
-            if link.broadcast && !link.up_to_date && link.newleader_acked && link.acked >= link.newleader_zxid {
-                link.up_to_date = true;
-                conns.push(link.conn);
-            }
-        }
-        for c in conns {
-            self.send_packet(c, id, &QuorumPacket::UpToDate);
-        }
-    }
-
-    fn leader_on_packet(&mut self, id: ServerId, conn: u64, packet: QuorumPacket) {
-        let now = self.now_ms;
-        let p = self.peer(id);
-        let serving = matches!(p.server.serving(), Serving::Leader { .. });
-        let Role::Leading(l) = &mut p.role else {
-            // Not leading (any more): the learner is refused.
-            self.close_quorum(conn, id);
-            return;
-        };
-        let learner = l.learners.iter().find(|(_, x)| x.conn == conn).map(|(k, _)| *k);
-        let Some(learner) = learner else {
-            if let QuorumPacket::LearnerInfo { server, accepted_epoch, last_zxid, .. } = packet {
-                if let Some(old) = l.learners.remove(&server) {
-                    l.acks.remove(server);
-                    let old_conn = old.conn;
-                    self.close_quorum(old_conn, id);
-                }
-                let Role::Leading(l) = &mut self.peer(id).role else { return };
-                let link = Link {
-                    conn,
-                    accepted_epoch,
-                    last_zxid,
-                    broadcast: false,
-                    newleader_zxid: 0,
-                    acked: 0,
-                    newleader_acked: false,
-                    up_to_date: false,
-                    last_heard_ms: now,
-                };
-                l.learners.insert(server, link);
-                if l.epoch.is_some() {
-                    self.leader_start_sync(id, server);
-                }
-                self.leader_progress(id);
-            } else {
-                self.close_quorum(conn, id);
-            }
-            return;
-        };
-        let Some(link) = l.learners.get_mut(&learner) else { return };
-        link.last_heard_ms = now;
-        let mut out = Vec::new();
-        match packet {
-            QuorumPacket::Ack { zxid } => {
-                link.acked = link.acked.max(zxid);
-                link.newleader_acked |= link.broadcast;
-                if let Some(c) = l.acks.ack(learner, zxid) {
-                    self.leader_committed(id, c);
-                }
-                self.leader_progress(id);
-                self.leader_send_up_to_date(id);
-                return;
-            }
-            QuorumPacket::Ping { sessions } => {
-                p.server.touch_sessions(&sessions, now);
-                return;
-            }
-            _ if !serving => return,
-            QuorumPacket::CreateSession { session_id, timeout_ms } => {
-                p.server.forwarded(Forward::CreateSession { session_id, timeout_ms }, now, wall(now), &mut out);
-            }
-            QuorumPacket::Request { session_id, packet, .. } if packet.op == op::SYNC => {
-                p.server.touch_sessions(&[session_id], now);
-                let needed = p.server.tree().last_zxid();
-                let Role::Leading(l) = &mut p.role else { return };
-                if needed <= l.acks.committed() {
-                    self.send_packet(conn, id, &QuorumPacket::SyncDone { session_id, cxid: packet.xid });
-                } else {
-                    l.pending_syncs.push_back((needed, learner, session_id, packet.xid));
-                }
-                return;
-            }
-            QuorumPacket::Request { session_id, auth, packet } => {
-                p.server.forwarded(Forward::Request { session_id, auth, packet }, now, wall(now), &mut out);
-            }
-            other => {
-                self.fail(format!("leader {id} got an unexpected packet from {learner}: {other:?}"));
-                return;
-            }
-        }
-        self.route(id, out);
-    }
-
-    fn leader_heartbeat(&mut self, id: ServerId) {
-        let now = self.now_ms;
-        let voters = self.voters.clone();
-        let p = self.peer(id);
-        let last = p.server.tree().last_zxid();
-        let Role::Leading(l) = &mut p.role else { return };
-        if !l.established {
-            if now > l.phase_deadline_ms {
-                self.step_down(id, "initLimit passed");
-            }
-            return;
-        }
-        if now < l.next_heartbeat_ms {
-            return;
-        }
-        l.next_heartbeat_ms = now + HEARTBEAT_MS;
-        let frame = QuorumPacket::Commit { zxid: l.acks.committed() }.encode();
-        let heard: BTreeMap<ServerId, u64> = l.learners.iter().map(|(k, x)| (*k, x.last_heard_ms)).collect();
-        let conns: Vec<u64> = l.learners.values().filter(|x| x.broadcast).map(|x| x.conn).collect();
-        for c in conns {
-            self.send_quorum(c, id, frame.clone());
-        }
-        if !zab::hears_quorum(&voters, id, &heard, now, SYNC_LIMIT * TICK_MS) || zab::must_roll_epoch(last) {
-            self.step_down(id, "lost the quorum");
-        }
-    }
-
-    fn start_following(&mut self, id: ServerId, leader: ServerId) {
-        let now = self.now_ms;
-        let conn = self.next_qconn;
-        self.next_qconn += 1;
-        self.qconns.insert(conn, QConn { learner: id, leader, open: true, dead: false });
-        let p = self.peer(id);
-        let last = p.server.tree().last_zxid();
-        let accepted_epoch = p.disk.accepted_epoch;
-        let deadline = match &p.role {
-            Role::Following(f) if f.leader == leader => f.attempt_deadline_ms,
-            _ => now + (INIT_LIMIT * TICK_MS).min(REFUSED_LOOK_AGAIN_MS),
-        };
-        p.role = Role::Following(Box::new(Following {
-            leader,
-            conn,
-            linked: false,
-            attempt_deadline_ms: deadline,
-            retry_at_ms: None,
-            pending: VecDeque::new(),
-            synced: false,
-            logged_zxid: last,
-            leader_epoch: 0,
-            up_to_date: false,
-            last_heard_ms: now,
-            next_ping_ms: now + HEARTBEAT_MS,
-        }));
-        let info = QuorumPacket::LearnerInfo { server: id, accepted_epoch, last_zxid: last, observer: false };
-        self.trace(|| format!("server {id} follows {leader} from {last:#x}"));
-        if leader == id {
-            self.fail(format!("server {id} follows itself"));
-        }
-        self.send_packet(conn, id, &info);
-    }
-
-    fn learner_lost_leader(&mut self, id: ServerId) {
-        let now = self.now_ms;
-        let Role::Following(f) = &mut self.peer(id).role else { return };
-        if !f.linked && now < f.attempt_deadline_ms {
-            // Refused before it was linked: try again shortly, as `follow` does.
-            f.retry_at_ms = Some(now + 10);
-            return;
-        }
-        self.step_down(id, "lost the leader");
-    }
-
-    fn learner_on_packet(&mut self, id: ServerId, packet: QuorumPacket) {
-        let (now, trace) = (self.now_ms, self.trace);
-        let p = self.peer(id);
-        let Role::Following(f) = &mut p.role else { return };
-        f.linked = true;
-        f.last_heard_ms = now;
-        match packet {
-            QuorumPacket::NewEpoch { epoch, secret } => {
-                if !zab::may_accept_epoch(p.disk.accepted_epoch, epoch) {
-                    self.step_down(id, "older epoch");
-                    return;
-                }
-                p.disk.accepted_epoch = p.disk.accepted_epoch.max(epoch);
-                p.server.set_secret(secret);
-                f.leader_epoch = epoch;
-            }
-            QuorumPacket::Diff => {}
-            QuorumPacket::Trunc { zxid } => self.learner_disk_change(id, zxid, None),
-            QuorumPacket::Snap { zxid, snapshot } => self.learner_disk_change(id, zxid, Some(snapshot)),
-            QuorumPacket::Proposal { records } => {
-                if trace {
-                    let zs: Vec<String> = engine::log::framed_records(&records)
-                        .unwrap_or_default()
-                        .iter()
-                        .map(|r| format!("{:#x}", r.zxid))
-                        .collect();
-                    eprintln!("{now:>6} ms  server {id} gets proposals {}", zs.join(","));
-                }
-                let Some(refs) = engine::log::framed_records(&records) else {
-                    self.fail(format!("server {id}: a proposal failed its checksums"));
-                    return;
-                };
-                for r in refs {
-                    if r.zxid <= f.logged_zxid {
-                        continue;
-                    }
-                    let Ok((hdr, txn)) = engine::codec::decode_txn(&records[r.payload.clone()]) else {
-                        self.fail(format!("server {id}: undecodable proposal {:#x}", r.zxid));
-                        return;
-                    };
-                    p.server.append_framed(&records[r.offset..r.payload.end], r.zxid);
-                    f.pending.push_back((hdr, txn));
-                    f.logged_zxid = r.zxid;
-                }
-                self.kick_log(id);
-            }
-            QuorumPacket::NewLeader { .. } => {
-                if f.leader_epoch > p.disk.current_epoch {
-                    p.disk.current_epoch = f.leader_epoch;
-                }
-                p.election.established(f.leader_epoch);
-                f.synced = true;
-                let (conn, durable) = (f.conn, p.durable_zxid);
-                self.send_packet(conn, id, &QuorumPacket::Ack { zxid: durable });
-            }
-            QuorumPacket::UpToDate => {
-                f.up_to_date = true;
-                p.server.set_serving(Serving::Learner);
-            }
-            QuorumPacket::Commit { zxid } => {
-                let mut out = Vec::new();
-                let mut applied = Vec::new();
-                while f.pending.front().is_some_and(|(h, _)| h.zxid <= zxid) {
-                    let Some((hdr, txn)) = f.pending.pop_front() else { break };
-                    if hdr.zxid > p.server.tree().last_zxid() {
-                        let mut payload = Vec::new();
-                        engine::codec::encode_txn(&hdr, &txn, &mut payload);
-                        applied.push((hdr.zxid, payload));
-                    }
-                    p.server.apply_committed(&hdr, &txn, now, wall(now), &mut out);
-                }
-                for (zxid, payload) in applied {
-                    self.record_commit(id, zxid, &payload);
-                }
-                self.route(id, out);
-            }
-            QuorumPacket::SyncDone { session_id, cxid } => {
-                let mut out = Vec::new();
-                p.server.sync_done(session_id, cxid, now, wall(now), &mut out);
-                self.route(id, out);
-            }
-            other => {
-                self.fail(format!("learner {id} got an unexpected packet: {other:?}"));
-            }
-        }
-    }
-
-    /// TRUNC or SNAP: the disk changes and the tree is read back; the learner stays linked.
-    fn learner_disk_change(&mut self, id: ServerId, zxid: i64, snapshot: Option<Vec<u8>>) {
-        // The reload must not close the link to the leader: take the role out first.
-        let Role::Following(mut f) = std::mem::replace(&mut self.peer(id).role, Role::Looking) else { return };
-        self.reload(id, Some((zxid, snapshot)));
-        let reached = self.peer(id).server.tree().last_zxid();
-        if reached != zxid {
-            // As `follow` does: the disk held no state at `zxid`; sync again from where it ends.
-            self.trace(|| format!("server {id} reached only {reached:#x} cutting back to {zxid:#x}"));
-            self.close_quorum(f.conn, id);
-            self.start_looking(id);
-            return;
-        }
-        // Still linked, level at `zxid`, waiting for NEWLEADER.
-        f.pending.clear();
-        f.logged_zxid = zxid;
-        f.synced = false;
-        f.up_to_date = false;
-        self.peer(id).role = Role::Following(f);
-    }
-
-    fn learner_tick(&mut self, id: ServerId) {
-        let now = self.now_ms;
-        let p = self.peer(id);
-        let Role::Following(f) = &mut p.role else { return };
-        if let Some(at) = f.retry_at_ms {
-            if now >= at {
-                let leader = f.leader;
-                if now >= f.attempt_deadline_ms {
-                    self.step_down(id, "cannot reach the leader");
-                } else {
-                    self.start_following(id, leader);
-                }
-            }
-            return;
-        }
-        let limit = if f.up_to_date { SYNC_LIMIT } else { INIT_LIMIT } * TICK_MS;
-        if now.saturating_sub(f.last_heard_ms) > limit {
-            let conn = f.conn;
-            self.close_quorum(conn, id);
-            self.step_down(id, "leader silent");
-            return;
-        }
-        if now >= f.next_ping_ms {
-            f.next_ping_ms = now + HEARTBEAT_MS;
-            let conn = f.conn;
-            let mut sessions = p.server.take_touched();
-            sessions.sort_unstable();
-            self.send_packet(conn, id, &QuorumPacket::Ping { sessions });
-        }
-    }
-
-    fn election_tick(&mut self, id: ServerId) {
-        let now = self.now_ms;
-        let p = self.peer(id);
-        if !matches!(p.role, Role::Looking) {
-            return;
-        }
-        let mut actions = Vec::new();
-        p.election.tick(now, &mut actions);
-        let outcome = p.election.outcome();
-        self.perform_election(id, actions);
-        match outcome {
-            Some((_, _, PeerState::Leading)) => self.start_leading(id),
-            Some((leader, _, PeerState::Following | PeerState::Observing)) => self.start_following(id, leader),
-            _ => {}
-        }
-    }
-
-    fn peer_tick(&mut self, id: ServerId) {
-        let now = self.now_ms;
-        let p = self.peer(id);
-        if !p.up || p.paused_until_ms > now {
-            return;
-        }
-        if p.fsync.is_some_and(|(at, ..)| at <= now) {
-            self.fsync_done(id);
-        }
-        let p = self.peer(id);
-        if now < p.next_tick_ms {
-            return;
-        }
-        p.next_tick_ms = now + 5;
-        let mut out = Vec::new();
-        p.server.tick(now, wall(now), &mut out);
-        self.route(id, out);
-        match &self.peer(id).role {
-            Role::Looking => self.election_tick(id),
-            Role::Leading(_) => self.leader_heartbeat(id),
-            Role::Following(_) => self.learner_tick(id),
-        }
-    }
-
-    // ---- Message delivery. ----
 
     fn deliver(&mut self, to: To, wire: Wire) {
         match to {
@@ -1413,111 +1035,9 @@ impl Sim {
         }
     }
 
-    fn peer_receives(&mut self, id: ServerId, wire: Wire) {
-        let now = self.now_ms;
-        match wire {
-            Wire::Vote(frame) => {
-                let Ok(n) = quorum::decode_notification(&frame[4..]) else {
-                    self.fail(format!("server {id}: undecodable notification"));
-                    return;
-                };
-                self.on_notification(id, n);
-            }
-            Wire::Quorum { conn, frame } => {
-                let Some(c) = self.qconns.get(&conn) else { return };
-                if !c.open {
-                    return;
-                }
-                let leader_side = c.leader == id;
-                let packet = match QuorumPacket::decode(&frame[4..]) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        self.fail(format!("server {id}: undecodable quorum packet: {e}"));
-                        return;
-                    }
-                };
-                if leader_side {
-                    self.leader_on_packet(id, conn, packet);
-                } else if matches!(&self.peer(id).role, Role::Following(f) if f.conn == conn) {
-                    self.learner_on_packet(id, packet);
-                }
-            }
-            Wire::QuorumClosed { conn } => {
-                let Some(c) = self.qconns.get_mut(&conn) else { return };
-                c.open = false;
-                let leader_side = c.leader == id;
-                let p = self.peer(id);
-                match &mut p.role {
-                    Role::Leading(l) if leader_side => {
-                        let gone = l.learners.iter().find(|(_, x)| x.conn == conn).map(|(k, _)| *k);
-                        if let Some(learner) = gone {
-                            l.learners.remove(&learner);
-                            l.acks.remove(learner);
-                        }
-                    }
-                    Role::Following(f) if !leader_side && f.conn == conn => self.learner_lost_leader(id),
-                    _ => {}
-                }
-            }
-            Wire::ToServer { conn, frame } => {
-                if !self.client_conns.contains_key(&conn) {
-                    return;
-                }
-                let mut out = Vec::new();
-                if self.handshaken.contains(&conn) {
-                    match Packet::decode(&frame[4..]) {
-                        Ok(packet) => self.peer(id).server.request(conn, packet, now, wall(now), &mut out),
-                        Err(e) => self.fail(format!("server {id}: undecodable client frame: {e}")),
-                    }
-                } else {
-                    let mut r = Reader::new(&frame[4..]);
-                    match ConnectRequest::decode(&mut r) {
-                        Ok(req) => {
-                            let addr = client_addr(self.client_conns.get(&conn).map_or(0, |c| c.0));
-                            self.mark_handshaken(conn);
-                            self.peer(id).server.connect(conn, addr, &req, now, wall(now), &mut out);
-                        }
-                        Err(e) => self.fail(format!("server {id}: undecodable handshake: {e}")),
-                    }
-                }
-                self.route(id, out);
-            }
-            Wire::ServerSideClosed { conn } => {
-                self.peer(id).server.disconnected(conn);
-                self.client_conns.remove(&conn);
-            }
-            Wire::ToClient { .. } | Wire::ClientClosed { .. } => {}
-        }
-    }
-
     fn mark_handshaken(&mut self, conn: ConnId) {
         self.handshaken.insert(conn);
     }
-
-    fn on_notification(&mut self, id: ServerId, n: Notification) {
-        let now = self.now_ms;
-        let p = self.peer(id);
-        let mut actions = Vec::new();
-        p.election.on_notification(n, now, &mut actions);
-        let outcome = matches!(p.role, Role::Looking).then(|| p.election.outcome()).flatten();
-        self.perform_election(id, actions);
-        match outcome {
-            Some((_, _, PeerState::Leading)) => self.start_leading(id),
-            Some((leader, _, PeerState::Following | PeerState::Observing)) => self.start_following(id, leader),
-            _ => {}
-        }
-    }
-}
-
-/// An election that is never run: what a server holds before its first one starts.
-fn placeholder_election(id: ServerId) -> Election {
-    Election::start(
-        Membership { me: id, voters: [id].into_iter().collect(), observer: false },
-        History { last_zxid: 0, epoch: 0, round: 0 },
-        ElectionTiming::default(),
-        0,
-        &mut Vec::new(),
-    )
 }
 
 // ---- Clients. ----
@@ -1887,7 +1407,8 @@ impl Sim {
         // The process died: every socket it had closes, whatever its tables knew.
         let all: Vec<ConnId> = self.client_conns.iter().filter(|(_, (_, s))| *s == id).map(|(c, _)| *c).collect();
         self.close_clients(id, all);
-        self.peer(id).role = Role::Looking;
+        self.links.retain(|(server, _), _| *server != id);
+        self.peer(id).incarnation += 1;
     }
 
     fn restart(&mut self, id: ServerId) {
@@ -1901,13 +1422,15 @@ impl Sim {
                 return;
             }
         };
+        let cfg = peer_config(id, &self.voters, self.cfg.plant);
         let p = self.peer(id);
         p.up = true;
         p.durable_zxid = tree.last_zxid();
+        p.peer = QuorumPeer::new(cfg, p.disk.accepted_epoch, p.disk.current_epoch, p.durable_zxid);
         p.server = Server::with_tree(settings(id), tree, now, wall(now));
         p.server.set_serving(Serving::No);
         p.last_commit = 0;
-        self.start_looking(id);
+        self.peer_event(id, |p, s, c, out| p.start(c, s, out));
     }
 
     fn inject_faults(&mut self) {
@@ -1924,7 +1447,8 @@ impl Sim {
         }
         if self.chance(300) {
             // Crash the leader, the most telling victim.
-            let leader = self.peers.iter().find(|p| p.up && matches!(p.role, Role::Leading(_))).map(|p| p.id);
+            let leader =
+                self.peers.iter().find(|p| p.up && matches!(p.peer.role(), RoleView::Leading { .. })).map(|p| p.id);
             if let Some(id) = leader {
                 if up > n / 2 + 1 || n == 1 {
                     self.crash(id);
@@ -1948,7 +1472,7 @@ impl Sim {
         if self.chance(500) && self.cut.is_empty() {
             // Isolate one server (often the leader) from the rest.
             self.report.partitions += 1;
-            let leader = self.peers.iter().find(|p| matches!(p.role, Role::Leading(_))).map(|p| p.id);
+            let leader = self.peers.iter().find(|p| matches!(p.peer.role(), RoleView::Leading { .. })).map(|p| p.id);
             let victim = match leader {
                 Some(l) if self.below(2) == 0 => l,
                 _ => ids[self.below(n) as usize],
@@ -2031,20 +1555,19 @@ impl Sim {
 
     /// Whether every server serves in one established epoch, level with its leader.
     fn settled(&self) -> bool {
-        let mut leaders = self.peers.iter().filter(|p| matches!(p.role, Role::Leading(_)));
+        let mut leaders = self.peers.iter().filter(|p| matches!(p.peer.role(), RoleView::Leading { .. }));
         let (Some(leader), None) = (leaders.next(), leaders.next()) else { return false };
-        let Role::Leading(l) = &leader.role else { return false };
+        let RoleView::Leading { serving: true, committed } = leader.peer.role() else { return false };
         let last = leader.server.tree().last_zxid();
-        l.established
-            && l.acks.committed() >= last
+        committed >= last
             && self.peers.iter().all(|p| {
                 p.up && p.held.is_empty()
-                    && match &p.role {
-                        Role::Leading(_) => true,
-                        Role::Following(f) => {
-                            f.up_to_date && f.pending.is_empty() && p.server.tree().last_zxid() == last
+                    && match p.peer.role() {
+                        RoleView::Leading { .. } => true,
+                        RoleView::Following { up_to_date, uncommitted, .. } => {
+                            up_to_date && uncommitted == 0 && p.server.tree().last_zxid() == last
                         }
-                        Role::Looking => false,
+                        RoleView::Looking | RoleView::Reloading => false,
                     }
             })
             && self.clients.iter().all(|c| c.pending.iter().all(|x| matches!(x, Pending::Ping)))
@@ -2054,7 +1577,7 @@ impl Sim {
     pub fn run(mut self) -> Result<Report, Failure> {
         let ids: Vec<ServerId> = self.voters.iter().copied().collect();
         for id in ids {
-            self.start_looking(id);
+            self.peer_event(id, |p, s, c, out| p.start(c, s, out));
         }
         while self.now_ms < self.cfg.run_ms && self.failure.is_none() {
             if self.faults_on {
@@ -2070,15 +1593,16 @@ impl Sim {
                     .peers
                     .iter()
                     .map(|p| {
-                        let role = match &p.role {
-                            Role::Looking => "looking".to_string(),
-                            Role::Leading(l) => format!("leading(established {})", l.established),
-                            Role::Following(f) => format!("following {} (up to date {})", f.leader, f.up_to_date),
-                        };
-                        let (round, vote, outcome) = (p.election.round(), p.election.proposal(), p.election.outcome());
+                        let role = p.peer.role();
+                        let election = p.peer.election();
+                        let (round, vote, outcome) = (
+                            election.map(|e| e.round()),
+                            election.map(|e| e.proposal()),
+                            election.and_then(|e| e.outcome()),
+                        );
                         let epochs = (p.disk.accepted_epoch, p.disk.current_epoch);
                         format!(
-                            "{}: {role} at {:#x}, epochs {epochs:?}, election round {round} vote {vote:?} outcome {outcome:?}",
+                            "{}: {role:?} at {:#x}, epochs {epochs:?}, election round {round:?} vote {vote:?} outcome {outcome:?}",
                             p.id,
                             p.server.tree().last_zxid()
                         )
