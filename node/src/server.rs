@@ -813,6 +813,13 @@ impl Server {
 
     /// A request whose turn it is on its connection.
     fn run_request(&mut self, conn: ConnId, packet: Packet, now_ms: u64, wall_ms: i64, out: &mut Vec<Action>) {
+        if self.serving == Serving::No {
+            // Between roles (an ensemble member's connections are being closed, and requests
+            // already on their way still arrive): answering would apply a write outside any
+            // leader's order, with a zxid another txn holds.
+            out.push(Action::Close { conn });
+            return;
+        }
         self.counters.packets_received += 1;
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -1221,6 +1228,21 @@ mod tests {
                 (h.xid, h.err, data)
             })
             .collect()
+    }
+
+    #[test]
+    fn a_member_between_roles_applies_nothing_and_closes_the_connection() {
+        let conn = ConnId { core: 0, id: 1 };
+        let (_, mut learner) = learner_with_session(conn);
+        // The role ended: connections are being closed, but a write already on its way arrives.
+        learner.set_serving(Serving::No);
+        let last = learner.tree().last_zxid();
+        let mut out = Vec::new();
+        let create = Request::Create { path: "/x".into(), data: vec![], acl: vec![], flags: 0, ttl: 0 };
+        learner.request(conn, Packet { xid: 1, op: op::CREATE, request: create }, 0, 0, &mut out);
+        assert!(matches!(out[..], [Action::Close { conn: c }] if c == conn), "{out:?}");
+        assert_eq!(learner.tree().last_zxid(), last, "a write was applied outside any leader's order");
+        assert!(!learner.has_pending_log());
     }
 
     #[test]
