@@ -212,6 +212,16 @@ struct Leading {
     observed_commit: i64,
 }
 
+impl Leading {
+    /// Sends a packet to every learner whose sync has begun (proposals, commits), encoded once.
+    fn broadcast(&self, packet: &QuorumPacket, out: &mut Vec<PeerAction>) {
+        let frame = packet.encode();
+        for x in self.learners.values().filter(|x| x.broadcast) {
+            out.push(PeerAction::Send { link: x.link, frame: frame.clone() });
+        }
+    }
+}
+
 struct Following {
     leader: ServerId,
     link: LinkId,
@@ -704,10 +714,7 @@ impl QuorumPeer {
             }
             l.observed_commit = committed;
         }
-        let frame = QuorumPacket::Commit { zxid: committed }.encode();
-        for x in l.learners.values().filter(|x| x.broadcast) {
-            out.push(PeerAction::Send { link: x.link, frame: frame.clone() });
-        }
+        l.broadcast(&QuorumPacket::Commit { zxid: committed }, out);
         while l.pending_syncs.front().is_some_and(|(z, ..)| *z <= committed) {
             if let Some((_, learner, session_id, cxid)) = l.pending_syncs.pop_front() {
                 if let Some(x) = l.learners.get(&learner) {
@@ -840,10 +847,7 @@ impl QuorumPeer {
             return;
         }
         l.next_heartbeat_ms = now + heartbeat_ms;
-        let frame = QuorumPacket::Commit { zxid: l.acks.committed() }.encode();
-        for x in l.learners.values().filter(|x| x.broadcast) {
-            out.push(PeerAction::Send { link: x.link, frame: frame.clone() });
-        }
+        l.broadcast(&QuorumPacket::Commit { zxid: l.acks.committed() }, out);
         let heard: BTreeMap<ServerId, u64> = l.learners.iter().map(|(k, x)| (*k, x.last_heard_ms)).collect();
         if !zab::hears_quorum(&self.cfg.voters, self.cfg.me, &heard, now, sync_ms) {
             tracing::warn!(epoch, "lost the quorum of followers (syncLimit passed)");
@@ -1148,10 +1152,7 @@ impl QuorumPeer {
         for (zxid, framed) in batch.framed() {
             l.window.push(zxid, framed.to_vec());
         }
-        let frame = QuorumPacket::Proposal { records: batch.bytes.clone() }.encode();
-        for x in l.learners.values().filter(|x| x.broadcast) {
-            out.push(PeerAction::Send { link: x.link, frame: frame.clone() });
-        }
+        l.broadcast(&QuorumPacket::Proposal { records: batch.bytes.clone() }, out);
     }
 }
 
