@@ -1,5 +1,5 @@
 //! The ensemble's runtime on core 0: it feeds the sans-I/O [`QuorumPeer`] (in `peer`) the
-//! election port, the quorum links, the log's progress, epoch files, reloads and a 5 ms tick,
+//! election port, the quorum links, the log's progress, epoch files, reloads and its ticks,
 //! and carries out the actions it returns. Every protocol decision is the peer's, so the
 //! simulator in `paddock-tests`, which drives the same peer, tests what runs here.
 //!
@@ -34,8 +34,6 @@ use crate::tree_core::{fatal, log_task, open_wal, TreeCore};
 
 /// Frames queued for one learner beyond which it is dropped and must resync.
 const LEARNER_QUEUE_MAX_FRAMES: usize = 100_000;
-/// How often the peer is told the time.
-const TICK_MS: u64 = 5;
 
 /// Why the ensemble cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +63,9 @@ pub(crate) struct Ensemble {
     epochs: (u64, u64),
     election_out: BTreeMap<ServerId, Rc<Outbox<Vec<u8>>>>,
     links: RefCell<BTreeMap<LinkId, LinkIo>>,
-    /// Actions that wait on I/O (connects, files, reloads), carried out in order by `peer_io`.
+    /// Wakes the ticker early when an event shortened the peer's tick interval.
+    tick_wake: Outbox<()>,
+    /// Actions that wait on I/O (connects, files, reloads), carried out in order by `peer_main`.
     deferred: Outbox<PeerAction>,
     log_handle: RefCell<Option<JoinHandle<engine::wal::Wal>>>,
 }
@@ -163,6 +163,7 @@ impl Ensemble {
             epochs,
             election_out,
             links: RefCell::new(BTreeMap::new()),
+            tick_wake: Outbox::default(),
             deferred: Outbox::default(),
             log_handle: RefCell::new(None),
         }))
@@ -247,8 +248,14 @@ impl TreeCore {
     pub(crate) fn peer_event(&mut self, event: impl FnOnce(&mut QuorumPeer, &mut Server, Clock, &mut Vec<PeerAction>)) {
         let clock = Clock { now_ms: self.now_ms(), wall_ms: wall_ms() };
         let Some(peer) = self.peer.as_mut() else { return };
+        let interval_ms = peer.tick_interval_ms();
         let mut actions = Vec::new();
         event(peer, &mut self.server, clock, &mut actions);
+        if peer.tick_interval_ms() < interval_ms {
+            if let Some(ens) = &self.ensemble {
+                ens.tick_wake.push(());
+            }
+        }
         self.perform(actions);
     }
 
@@ -305,10 +312,20 @@ async fn next_packet<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<Quor
 /// out in order.
 pub(crate) async fn peer_main(tree: Rc<RefCell<TreeCore>>, ens: Rc<Ensemble>) {
     tree.borrow_mut().peer_event(|p, s, c, out| p.start(c, s, out));
-    let ticker = tree.clone();
+    let (ticker, ticker_ens) = (tree.clone(), ens.clone());
     glommio::spawn_local(async move {
+        let mut wake = Vec::new();
         loop {
-            glommio::timer::sleep(Duration::from_millis(TICK_MS)).await;
+            let ms = ticker.borrow().peer.as_ref().map_or(peer::BUSY_TICK_MS, QuorumPeer::tick_interval_ms);
+            // Serving, the peer needs the time once a heartbeat, not 200 times a second.
+            futures_lite::future::or(
+                async {
+                    ticker_ens.tick_wake.drain(&mut wake).await;
+                },
+                glommio::timer::sleep(Duration::from_millis(ms)),
+            )
+            .await;
+            wake.clear();
             ticker.borrow_mut().peer_event(|p, s, c, out| p.tick(c, s, out));
         }
     })

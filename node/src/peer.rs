@@ -32,6 +32,10 @@ pub const REFUSED_LOOK_AGAIN_MS: u64 = 1000;
 /// How long a learner waits after a refused connection before trying again.
 const RETRY_CONNECT_MS: u64 = 10;
 
+/// How often the peer needs the time while anything is in motion: an election (votes resend,
+/// the wait for a better vote ends), a leader's phase before it serves, a learner's sync.
+pub const BUSY_TICK_MS: u64 = 5;
+
 /// Time as the peer sees it: monotonic ms for every timeout, wall ms for what it stamps.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
@@ -385,6 +389,17 @@ impl QuorumPeer {
     /// The last election (kept once decided), for failure reports.
     pub fn election(&self) -> Option<&Election> {
         self.election.as_ref()
+    }
+
+    /// How long the driver may wait before the next [`QuorumPeer::tick`]: a heartbeat once
+    /// serving (heartbeats, pings and silence checks need no more), [`BUSY_TICK_MS`] otherwise.
+    /// When an event shortens it, the driver ticks early.
+    pub fn tick_interval_ms(&self) -> u64 {
+        match &self.role {
+            Role::Leading(l) if matches!(l.phase, Phase::Serving(_)) => self.cfg.heartbeat_ms,
+            Role::Following(f) if f.up_to_date => self.cfg.heartbeat_ms,
+            _ => BUSY_TICK_MS,
+        }
     }
 
     /// Counters and state for the reports.

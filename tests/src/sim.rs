@@ -265,7 +265,10 @@ struct Peer {
     /// An fsync in flight: when it completes, the log length it covers, the zxid it makes durable.
     fsync: Option<(u64, usize, i64)>,
     slow_disk_until_ms: u64,
+    /// The protocol core's next tick (every 5 ms).
     next_tick_ms: u64,
+    /// The peer's next tick (`QuorumPeer::tick_interval_ms`).
+    next_peer_tick_ms: u64,
     /// The last zxid this server committed (for "commits go forward"), since its role began.
     last_commit: i64,
 }
@@ -420,6 +423,7 @@ impl Sim {
                     fsync: None,
                     slow_disk_until_ms: 0,
                     next_tick_ms: 0,
+                    next_peer_tick_ms: 0,
                     last_commit: 0,
                 }
             })
@@ -594,8 +598,14 @@ impl Sim {
     ) {
         let clock = self.clock();
         let p = self.peer(id);
+        let interval_ms = p.peer.tick_interval_ms();
         let mut actions = Vec::new();
         event(&mut p.peer, &mut p.server, clock, &mut actions);
+        let shorter = p.peer.tick_interval_ms();
+        if shorter < interval_ms {
+            // As the runtime's ticker is woken early.
+            p.next_peer_tick_ms = p.next_peer_tick_ms.min(clock.now_ms + shorter);
+        }
         self.perform(id, actions);
     }
 
@@ -810,14 +820,18 @@ impl Sim {
             self.fsync_done(id);
         }
         let p = self.peer(id);
-        if now < p.next_tick_ms {
-            return;
+        if now >= p.next_tick_ms {
+            p.next_tick_ms = now + 5;
+            let mut out = Vec::new();
+            p.server.tick(now, wall(now), &mut out);
+            self.route(id, out);
         }
-        p.next_tick_ms = now + 5;
-        let mut out = Vec::new();
-        p.server.tick(now, wall(now), &mut out);
-        self.route(id, out);
-        self.peer_event(id, |p, s, c, out| p.tick(c, s, out));
+        // The peer's own cadence, as `ensemble`'s ticker keeps it.
+        let p = self.peer(id);
+        if now >= p.next_peer_tick_ms {
+            p.next_peer_tick_ms = now + p.peer.tick_interval_ms();
+            self.peer_event(id, |p, s, c, out| p.tick(c, s, out));
+        }
     }
 
     // ---- Message delivery. ----
