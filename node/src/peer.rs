@@ -217,6 +217,13 @@ struct Leading {
 }
 
 impl Leading {
+    /// Voters (other than the leader) linked now; with `acked`, only those that took NEWLEADER.
+    fn voters_linked(&self, voters: &BTreeSet<ServerId>, acked: bool) -> usize {
+        let counted =
+            |(id, x): &(&ServerId, &LearnerLink)| voters.contains(id) && !x.observer && (!acked || x.newleader_acked);
+        self.learners.iter().filter(counted).count()
+    }
+
     /// Sends a packet to every learner whose sync has begun (proposals, commits), encoded once.
     fn broadcast(&self, packet: &QuorumPacket, out: &mut Vec<PeerAction>) {
         let frame = packet.encode();
@@ -602,8 +609,7 @@ impl QuorumPeer {
             }
             Phase::Syncing(epoch) => {
                 // A quorum must ack the leader's history before it serves.
-                let acked =
-                    l.learners.iter().filter(|(id, x)| x.newleader_acked && self.cfg.voters.contains(id)).count();
+                let acked = l.voters_linked(&self.cfg.voters, true);
                 if zab::established(acked, self.cfg.voters.len(), l.acks.committed(), l.newleader_zxid) {
                     l.phase = Phase::Establishing(epoch);
                     out.push(PeerAction::PersistEpoch { file: EpochFile::Current, epoch });
@@ -636,6 +642,13 @@ impl QuorumPeer {
                 self.leader_progress(clock, out);
             }
             Role::Leading(l) if l.phase == Phase::Establishing(epoch) && file == EpochFile::Current => {
+                // Learners that acked may have gone while the epoch was written (their acks and
+                // their links' ends arrive together after a pause): serve only with a quorum.
+                let acked = l.voters_linked(&self.cfg.voters, true);
+                if !zab::established(acked, self.cfg.voters.len(), l.acks.committed(), l.newleader_zxid) {
+                    l.phase = Phase::Syncing(epoch);
+                    return;
+                }
                 l.phase = Phase::Serving(epoch);
                 l.next_heartbeat_ms = clock.now_ms + self.cfg.heartbeat_ms;
                 let committed = l.acks.committed();
@@ -938,6 +951,13 @@ impl QuorumPeer {
                     tracing::info!(learner = id, "learner gone");
                     l.learners.remove(&id);
                     l.acks.remove(id);
+                }
+                // A serving leader that knows it lost its quorum stops at once rather than at
+                // the next heartbeat: meanwhile it would answer syncs with a history others
+                // may have moved past.
+                let linked = l.voters_linked(&self.cfg.voters, false);
+                if matches!(l.phase, Phase::Serving(_)) && !zab::is_quorum(linked + 1, self.cfg.voters.len()) {
+                    self.end_role("lost the quorum", out);
                 }
             }
             Role::Following(f) if f.link == link => {
@@ -1278,6 +1298,37 @@ mod tests {
         assert_eq!(s.serving(), Serving::Leader { epoch: 1 });
         assert!(out.iter().any(|a| matches!(a, PeerAction::Leading { epoch: 1 })));
         assert!(packets(&out).iter().any(|x| matches!(x, QuorumPacket::UpToDate)));
+    }
+
+    #[test]
+    fn a_leader_whose_acking_follower_left_while_its_epoch_was_written_does_not_serve() {
+        let (mut p, mut s, _) = decided(3, 3);
+        let (link, mut out) = (p.new_link(), Vec::new());
+        let info = QuorumPacket::LearnerInfo { server: 1, accepted_epoch: 0, last_zxid: 0, observer: false };
+        p.on_packet(link, info, at(10), &mut s, &mut out);
+        p.on_epoch_persisted(EpochFile::Accepted, 1, at(11), &mut s, &mut out);
+        p.on_packet(link, QuorumPacket::Ack { zxid: 0 }, at(12), &mut s, &mut out);
+        // The follower's link ends (it crashed after acking) before currentEpoch is durable.
+        p.on_link_closed(link, at(13), &mut out);
+        p.on_epoch_persisted(EpochFile::Current, 1, at(14), &mut s, &mut out);
+        assert_eq!(s.serving(), Serving::No, "served without a quorum behind it");
+        assert!(matches!(p.role(), RoleView::Leading { serving: false, .. }));
+    }
+
+    #[test]
+    fn a_serving_leader_that_loses_its_quorums_last_link_steps_down_at_once() {
+        let (mut p, mut s, _) = decided(3, 3);
+        let (link, mut out) = (p.new_link(), Vec::new());
+        let info = QuorumPacket::LearnerInfo { server: 1, accepted_epoch: 0, last_zxid: 0, observer: false };
+        p.on_packet(link, info, at(10), &mut s, &mut out);
+        p.on_epoch_persisted(EpochFile::Accepted, 1, at(11), &mut s, &mut out);
+        p.on_packet(link, QuorumPacket::Ack { zxid: 0 }, at(12), &mut s, &mut out);
+        p.on_epoch_persisted(EpochFile::Current, 1, at(13), &mut s, &mut out);
+        assert_eq!(s.serving(), Serving::Leader { epoch: 1 });
+        out.clear();
+        p.on_link_closed(link, at(14), &mut out);
+        assert_eq!(p.role(), RoleView::Reloading, "kept leading without a quorum");
+        assert!(matches!(out.last(), Some(PeerAction::Reload { .. })));
     }
 
     /// A follower linked to leader 3 that took NEWEPOCH 1.
